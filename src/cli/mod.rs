@@ -1,0 +1,34 @@
+//! The `lanterna` command line: `run`, `tokenize`, `info`.
+
+mod info;
+mod run;
+mod tokenize;
+
+use clap::{Parser, Subcommand};
+use lanterna::Result;
+
+#[derive(Parser)]
+#[command(name = "lanterna", version, about = "Run GGUF language models with WGSL compute shaders (and a plain f32 CPU reference)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate text from a prompt, streamed to stdout.
+    Run(run::RunArgs),
+    /// Print the token ids (and pieces) of a text, BOS as the model says.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Architecture, hyperparameters, tensors by type, parameter count, file size.
+    Info(info::InfoArgs),
+}
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run(a) => run::run(a),
+        Cmd::Tokenize(a) => tokenize::run(a),
+        Cmd::Info(a) => info::run(a),
+    }
+}

@@ -1,0 +1,136 @@
+//! The reference executor: the model in plain f32 on the CPU. Weights are dequantized
+//! once at load (exactly as ggml's `dequantize_row_*`), activations and the KV cache
+//! stay f32, so this path is the exact math of the file's weights.
+
+pub mod ops;
+
+use crate::error::{Error, Result};
+use crate::generate::Executor;
+use crate::gguf::GgufFile;
+use crate::model::{Config, ModelWeights};
+
+/// A dequantized tensor; `rows` × `cols` row-major (ggml dims `[cols, rows]`).
+pub struct CpuTensor {
+    pub data: Vec<f32>,
+    pub cols: usize,
+    pub rows: usize,
+}
+
+pub struct CpuModel {
+    pub cfg: Config,
+    pub w: ModelWeights<CpuTensor>,
+    /// Per layer: `[pos, k_dim]` keys after RoPE.
+    k_cache: Vec<Vec<f32>>,
+    /// Per layer: `[pos, v_dim]` values.
+    v_cache: Vec<Vec<f32>>,
+    n_ctx: usize,
+    n_pos: usize,
+    logits: Vec<f32>, // [n_vocab]
+}
+
+impl CpuModel {
+    pub fn load(g: &GgufFile, cfg: Config, n_ctx: usize) -> Result<Self> {
+        let w = ModelWeights::load(&cfg, g, |t| {
+            Ok(CpuTensor { data: g.dequantize(t)?, cols: t.row_len(), rows: t.n_rows() })
+        })?;
+        let n_layer = cfg.n_layer;
+        let logits = vec![0.0; cfg.n_vocab];
+        Ok(CpuModel { cfg, w, k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_ctx, n_pos: 0, logits })
+    }
+}
+
+impl Executor for CpuModel {
+    fn name(&self) -> String {
+        "cpu (f32 reference)".to_string()
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    fn reset(&mut self) {
+        self.k_cache.iter_mut().chain(self.v_cache.iter_mut()).for_each(Vec::clear);
+        self.n_pos = 0;
+    }
+
+    fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
+        let c = &self.cfg;
+        if pos != self.n_pos {
+            return Err(Error::Context(format!("position {pos} given, but the cache holds {} positions", self.n_pos)));
+        }
+        if pos >= self.n_ctx {
+            return Err(Error::Context(format!("position {pos} is past the context size {}", self.n_ctx)));
+        }
+        if token as usize >= c.n_vocab {
+            return Err(Error::Usage(format!("token id {token} is outside the vocabulary of {}", c.n_vocab)));
+        }
+        let e = c.n_embd;
+        let embd = &self.w.token_embd;
+        let mut x: Vec<f32> = embd.data[token as usize * e..(token as usize + 1) * e].iter().map(|v| v * c.embd_scale).collect();
+        let rope_freqs = self.w.rope_freqs.as_ref().map(|t| t.data.as_slice());
+
+        let mut xn = vec![0f32; e];
+        let mut q = vec![0f32; c.q_dim()];
+        let mut k = vec![0f32; c.k_dim()];
+        let mut v = vec![0f32; c.v_dim()];
+        let mut att = vec![0f32; c.n_head * c.head_dim_v];
+        let mut o = vec![0f32; e];
+        let mut gate = vec![0f32; c.n_ff];
+        let mut up = vec![0f32; c.n_ff];
+        let group = c.n_head / c.n_head_kv;
+
+        for (il, (lw, plan)) in self.w.layers.iter().zip(&c.layers).enumerate() {
+            // Attention block.
+            xn.copy_from_slice(&x);
+            ops::rms_norm(&mut xn, &lw.attn_norm.data, c.rms_eps);
+            ops::matvec(&lw.attn_q.data, &xn, &mut q);
+            ops::matvec(&lw.attn_k.data, &xn, &mut k);
+            ops::matvec(&lw.attn_v.data, &xn, &mut v);
+            if let (Some(qn), Some(kn)) = (&lw.attn_q_norm, &lw.attn_k_norm) {
+                q.chunks_exact_mut(c.head_dim).for_each(|h| ops::rms_norm(h, &qn.data, c.rms_eps));
+                k.chunks_exact_mut(c.head_dim).for_each(|h| ops::rms_norm(h, &kn.data, c.rms_eps));
+            }
+            ops::rope(&mut q, c.head_dim, c.n_rot, pos, plan.rope_base, plan.rope_scale, rope_freqs, c.rope_style);
+            ops::rope(&mut k, c.head_dim, c.n_rot, pos, plan.rope_base, plan.rope_scale, rope_freqs, c.rope_style);
+            self.k_cache[il].extend_from_slice(&k);
+            self.v_cache[il].extend_from_slice(&v);
+            let first = plan.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            for h in 0..c.n_head {
+                let kvh = h / group;
+                ops::attention_head(
+                    &q[h * c.head_dim..(h + 1) * c.head_dim],
+                    &self.k_cache[il],
+                    &self.v_cache[il],
+                    c.k_dim(),
+                    kvh * c.head_dim,
+                    c.head_dim_v,
+                    first,
+                    pos + 1,
+                    c.attn_scale,
+                    &mut att[h * c.head_dim_v..(h + 1) * c.head_dim_v],
+                );
+            }
+            ops::matvec(&lw.attn_output.data, &att, &mut o);
+            if let Some(n) = &lw.post_attn_norm {
+                ops::rms_norm(&mut o, &n.data, c.rms_eps);
+            }
+            ops::add(&mut x, &o);
+
+            // Feed-forward block.
+            xn.copy_from_slice(&x);
+            ops::rms_norm(&mut xn, &lw.ffn_norm.data, c.rms_eps);
+            ops::matvec(&lw.ffn_gate.data, &xn, &mut gate);
+            ops::matvec(&lw.ffn_up.data, &xn, &mut up);
+            ops::glu(&mut gate, &up, c.act);
+            ops::matvec(&lw.ffn_down.data, &gate, &mut o);
+            if let Some(n) = &lw.post_ffn_norm {
+                ops::rms_norm(&mut o, &n.data, c.rms_eps);
+            }
+            ops::add(&mut x, &o);
+        }
+        ops::rms_norm(&mut x, &self.w.output_norm.data, c.rms_eps);
+        ops::matvec(&self.w.lm_head().data, &x, &mut self.logits);
+        self.n_pos += 1;
+        Ok(&self.logits)
+    }
+}

@@ -1,0 +1,137 @@
+//! The CPU twins of the GPU kernels: plain f32 loops, written to be read. Each function
+//! has the name of the shader it is the reference for. Where llama.cpp's CPU backend
+//! uses a specific order or precision (f64 sums in RMSNorm and softmax, the cumulative
+//! f32 theta of RoPE), it is followed so both agree to float rounding.
+
+use rayon::prelude::*;
+
+use crate::model::RopeStyle;
+
+/// out[r] = Σ_c w[r, c] · x[c] for a row-major `[rows, cols]` matrix (ggml `[cols, rows]`).
+pub fn matvec(w: &[f32], x: &[f32], out: &mut [f32]) {
+    let cols = x.len();
+    debug_assert_eq!(w.len(), cols * out.len());
+    // Rows in parallel; enough rows per task that the scheduling cost disappears.
+    out.par_chunks_mut(64).enumerate().for_each(|(ci, chunk)| {
+        for (i, o) in chunk.iter_mut().enumerate() {
+            let r = ci * 64 + i;
+            *o = dot(&w[r * cols..(r + 1) * cols], x);
+        }
+    });
+}
+
+/// Dot product with 8 independent f32 accumulators (vectorizes; like ggml's SIMD sums).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]);
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// x ← x / sqrt(mean(x²) + eps) · w
+pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+    let scale = 1.0 / ((sum / x.len() as f64) as f32 + eps).sqrt();
+    for (v, g) in x.iter_mut().zip(w) {
+        *v = *v * scale * g;
+    }
+}
+
+/// Rotate the first `n_rot` dimensions of each `head_dim`-wide head of `x` by position
+/// `pos`, as ggml_rope_ext does with ext_factor 0 (no YaRN).
+#[allow(clippy::too_many_arguments)]
+pub fn rope(x: &mut [f32], head_dim: usize, n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>, style: RopeStyle) {
+    let theta_scale = base.powf(-2.0 / n_rot as f32);
+    // Precompute cos/sin once per position; identical for every head.
+    let mut cs = Vec::with_capacity(n_rot / 2);
+    let mut theta = pos as f32;
+    for i in 0..n_rot / 2 {
+        let ff = freq_factors.map_or(1.0, |f| f[i]);
+        let t = scale * (theta / ff);
+        cs.push((t.cos(), t.sin()));
+        theta *= theta_scale;
+    }
+    for head in x.chunks_exact_mut(head_dim) {
+        for (i, &(c, s)) in cs.iter().enumerate() {
+            let (a, b) = match style {
+                RopeStyle::Norm => (2 * i, 2 * i + 1),
+                RopeStyle::Neox => (i, i + n_rot / 2),
+            };
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * c - x1 * s;
+            head[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/// In-place numerically stable softmax (max subtracted; sum in f64 as ggml does).
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// One query head against the cached keys/values of its KV head.
+/// `keys`/`values`: `[n_pos, kv_stride]` with this head's slice at `kv_off`.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_head(q: &[f32], keys: &[f32], values: &[f32], kv_stride: usize, kv_off: usize, head_dim_v: usize, first: usize, n_pos: usize, scale: f32, out: &mut [f32]) {
+    let hd = q.len();
+    let mut scores: Vec<f32> = (first..n_pos)
+        .map(|p| dot(q, &keys[p * kv_stride + kv_off..p * kv_stride + kv_off + hd]) * scale)
+        .collect();
+    softmax(&mut scores);
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for (p, w) in (first..n_pos).zip(&scores) {
+        let v = &values[p * kv_stride + kv_off..p * kv_stride + kv_off + head_dim_v];
+        for (o, x) in out.iter_mut().zip(v) {
+            *o += w * x;
+        }
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// tanh-approximated GELU (ggml_gelu's formula, evaluated exactly).
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// gate ← act(gate) · up
+pub fn glu(gate: &mut [f32], up: &[f32], act: crate::model::Activation) {
+    use crate::model::Activation::*;
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = match act {
+            Silu => silu(*g),
+            GeluTanh => gelu_tanh(*g),
+        } * u;
+    }
+}
+
+/// x ← x + y
+pub fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

@@ -1,0 +1,135 @@
+//! Tokens in, a stream of tokens out — independent of which executor runs the model.
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::sampler::Sampler;
+use crate::tokenizer::Tokenizer;
+
+/// Runs the model one position at a time over its own KV cache.
+pub trait Executor {
+    /// Which device runs it, for the user.
+    fn name(&self) -> String;
+    /// Positions the KV cache can hold.
+    fn n_ctx(&self) -> usize;
+    /// Forget every cached position.
+    fn reset(&mut self);
+    /// Process `token` at position `pos` (which must be the next free one) and return
+    /// the logits over the vocabulary for the token that follows.
+    fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// `max_tokens` were generated.
+    Length,
+    /// An end-of-generation token was sampled.
+    Eos,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Length => "length",
+            StopReason::Eos => "eos",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub prompt_tokens: Vec<u32>,
+    pub tokens: Vec<u32>,
+    pub stop: StopReason,
+    /// Logits at the last prompt position.
+    pub first_logits: Vec<f32>,
+    /// Top-1 minus top-2 logit at each sampling step (how close the choice was).
+    pub margins: Vec<f32>,
+    pub prompt_ms: f64,
+    /// Time of the forward passes after the prompt.
+    pub decode_ms: f64,
+    pub decode_steps: usize,
+}
+
+impl Generation {
+    pub fn prompt_tokens_per_s(&self) -> f64 {
+        self.prompt_tokens.len() as f64 / (self.prompt_ms / 1e3).max(1e-9)
+    }
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        self.decode_steps as f64 / (self.decode_ms / 1e3).max(1e-9)
+    }
+}
+
+/// Largest minus second-largest value.
+pub fn top2_margin(logits: &[f32]) -> f32 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &v in logits {
+        if v > a {
+            b = a;
+            a = v;
+        } else if v > b {
+            b = v;
+        }
+    }
+    a - b
+}
+
+/// Generate up to `max_tokens` after `prompt`, calling `on_token` as each is chosen.
+pub fn generate(
+    exec: &mut dyn Executor,
+    tok: &Tokenizer,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    max_tokens: usize,
+    ignore_eos: bool,
+    mut on_token: impl FnMut(u32) -> Result<()>,
+) -> Result<Generation> {
+    if prompt.is_empty() {
+        return Err(Error::Usage("the prompt is empty (no tokens to start from)".into()));
+    }
+    let need = prompt.len() + max_tokens;
+    if need > exec.n_ctx() {
+        return Err(Error::Context(format!(
+            "the prompt ({} tokens) plus {max_tokens} tokens to generate needs {need} positions, but the context holds {}; use a larger --ctx or a smaller -n",
+            prompt.len(),
+            exec.n_ctx()
+        )));
+    }
+    exec.reset();
+    let t0 = Instant::now();
+    let mut logits: Vec<f32> = Vec::new();
+    for (pos, &t) in prompt.iter().enumerate() {
+        let l = exec.forward(t, pos)?;
+        if pos + 1 == prompt.len() {
+            logits = l.to_vec();
+        }
+    }
+    let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let first_logits = logits.clone();
+
+    let mut history = prompt.to_vec();
+    let mut tokens = Vec::new();
+    let mut margins = Vec::new();
+    let mut stop = StopReason::Length;
+    let mut decode_ms = 0.0;
+    let mut decode_steps = 0;
+    while tokens.len() < max_tokens {
+        margins.push(top2_margin(&logits));
+        let next = sampler.sample(&logits, &history);
+        tokens.push(next);
+        history.push(next);
+        on_token(next)?;
+        if !ignore_eos && tok.is_eog(next) {
+            stop = StopReason::Eos;
+            break;
+        }
+        if tokens.len() == max_tokens {
+            break;
+        }
+        let t = Instant::now();
+        logits.copy_from_slice(exec.forward(next, history.len() - 1)?);
+        decode_ms += t.elapsed().as_secs_f64() * 1e3;
+        decode_steps += 1;
+    }
+    Ok(Generation { prompt_tokens: prompt.to_vec(), tokens, stop, first_logits, margins, prompt_ms, decode_ms, decode_steps })
+}
