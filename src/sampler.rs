@@ -138,3 +138,92 @@ impl Sampler {
         cand[cand.len() - 1].0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(temperature: f32) -> SamplerConfig {
+        SamplerConfig { temperature, top_k: 0, top_p: 1.0, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 64, seed: 7 }
+    }
+
+    /// Logits of 37 tokens (not a round number) from a fixed seed.
+    fn logits() -> Vec<f32> {
+        let mut r = Rng::new(42);
+        (0..37).map(|_| (r.next_f64() * 8.0 - 4.0) as f32).collect()
+    }
+
+    #[test]
+    fn greedy_takes_the_lowest_id_on_ties() {
+        let mut s = Sampler::new(cfg(0.0));
+        assert_eq!(s.sample(&[1.0, 3.0, 3.0, -1.0], &[]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.5, 0.2]), 1);
+    }
+
+    #[test]
+    fn same_seed_same_tokens() {
+        let l = logits();
+        let draw = |seed| {
+            let mut s = Sampler::new(SamplerConfig { seed, ..cfg(1.0) });
+            (0..64).map(|_| s.sample(&l, &[])).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(3), draw(3));
+        assert_ne!(draw(3), draw(4));
+    }
+
+    #[test]
+    fn truncations_down_to_one_candidate_are_greedy() {
+        let l = logits();
+        let best = argmax(&l);
+        for c in [
+            SamplerConfig { top_k: 1, ..cfg(1.5) },
+            SamplerConfig { top_p: 1e-6, ..cfg(1.5) },
+            SamplerConfig { min_p: 1.0, ..cfg(1.5) },
+        ] {
+            let mut s = Sampler::new(c.clone());
+            for _ in 0..50 {
+                assert_eq!(s.sample(&l, &[]), best, "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_keeps_only_the_k_best() {
+        let l = logits();
+        let mut order: Vec<u32> = (0..l.len() as u32).collect();
+        order.sort_by(|&a, &b| l[b as usize].total_cmp(&l[a as usize]));
+        let mut s = Sampler::new(SamplerConfig { top_k: 3, ..cfg(5.0) });
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..500 {
+            let t = s.sample(&l, &[]);
+            assert!(order[..3].contains(&t), "token {t} is outside the top 3");
+            seen.insert(t);
+        }
+        assert_eq!(seen.len(), 3, "at temperature 5 all three should appear in 500 draws");
+    }
+
+    /// With two tokens at logits 0 and ln 3, token 1 has probability 3/4. Over 20000
+    /// draws the frequency's standard deviation is sqrt(.75*.25/20000) ≈ 0.003;
+    /// 0.015 is five of them, so a correct sampler fails this about once in 10^6 seeds.
+    const FREQ_TOL: f64 = 0.015;
+
+    #[test]
+    fn draws_follow_the_softmax() {
+        let l = [0.0, 3f32.ln()];
+        let mut s = Sampler::new(cfg(1.0));
+        let n = 20000;
+        let ones = (0..n).filter(|_| s.sample(&l, &[]) == 1).count();
+        let f = ones as f64 / n as f64;
+        assert!((f - 0.75).abs() < FREQ_TOL, "frequency {f}");
+    }
+
+    #[test]
+    fn repeat_penalty_demotes_recent_tokens() {
+        let l = [2.0, 1.9, -1.0];
+        let mut s = Sampler::new(SamplerConfig { repeat_penalty: 1.5, ..cfg(0.0) });
+        assert_eq!(s.sample(&l, &[5]), 0);
+        assert_eq!(s.sample(&l, &[0]), 1, "2.0/1.5 < 1.9");
+        let l = [-1.0, -1.2];
+        assert_eq!(s.sample(&l, &[0]), 1, "-1.0*1.5 < -1.2");
+    }
+}

@@ -426,7 +426,12 @@ pub struct StreamDecoder {
 impl StreamDecoder {
     /// Add one token; returns the text that is complete so far.
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
-        self.pending.extend_from_slice(tok.token_bytes(id));
+        self.push_bytes(tok.token_bytes(id))
+    }
+
+    /// Add the bytes of one token; returns the text that is complete so far.
+    pub fn push_bytes(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
         let mut out = String::new();
         loop {
             match std::str::from_utf8(&self.pending) {
@@ -460,5 +465,45 @@ impl StreamDecoder {
         let s = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending.clear();
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_holds_back_split_characters() {
+        let llama = "🦙".as_bytes(); // 4 bytes, as SmolLM2 splits it: " \xf0\x9f", "\xa6", "\x99"
+        let mut d = StreamDecoder::default();
+        assert_eq!(d.push_bytes(&[b' ', llama[0], llama[1]]), " ");
+        assert_eq!(d.push_bytes(&llama[2..3]), "");
+        assert_eq!(d.push_bytes(&llama[3..4]), "🦙");
+        assert_eq!(d.push_bytes(b"!"), "!");
+        assert_eq!(d.finish(), "");
+    }
+
+    #[test]
+    fn stream_replaces_bytes_that_can_never_be_valid() {
+        let mut d = StreamDecoder::default();
+        assert_eq!(d.push_bytes(&[b'a', 0xFF, b'b']), "a\u{FFFD}b");
+        assert_eq!(d.push_bytes(&[0xE6]), "");
+        assert_eq!(d.finish(), "\u{FFFD}");
+    }
+
+    #[test]
+    fn gpt2_byte_map_is_a_bijection() {
+        let m = gpt2_byte_chars();
+        let set: std::collections::HashSet<char> = m.iter().copied().collect();
+        assert_eq!(set.len(), 256);
+        assert_eq!(m[b'A' as usize], 'A');
+        assert_eq!(m[b' ' as usize], 'Ġ');
+        assert_eq!(m[b'\n' as usize], 'Ċ');
+    }
+
+    #[test]
+    fn escape_marks_invalid_bytes() {
+        assert_eq!(escape_bytes(&[b' ', 0xF0, 0x9F]), " \\xf0\\x9f");
+        assert_eq!(escape_bytes("é".as_bytes()), "é");
     }
 }

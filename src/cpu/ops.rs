@@ -135,3 +135,98 @@ pub fn add(x: &mut [f32], y: &[f32]) {
         *a += b;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::Rng;
+
+    fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = Rng::new(seed);
+        (0..n).map(|_| (r.next_f64() * 2.0 - 1.0) as f32).collect()
+    }
+
+    /// f32 sums of ~100 terms of size ~1 agree with f64 to about 1e-5 relative.
+    const F32_SUM_TOL: f32 = 1e-4;
+
+    #[test]
+    fn matvec_matches_a_naive_f64_loop() {
+        let (rows, cols) = (131, 77); // not multiples of 8 or 64
+        let w = rand_vec(rows * cols, 1);
+        let x = rand_vec(cols, 2);
+        let mut out = vec![0.0; rows];
+        matvec(&w, &x, &mut out);
+        for r in 0..rows {
+            let want: f64 = (0..cols).map(|c| w[r * cols + c] as f64 * x[c] as f64).sum();
+            assert!((out[r] as f64 - want).abs() < F32_SUM_TOL as f64, "row {r}: {} vs {want}", out[r]);
+        }
+    }
+
+    #[test]
+    fn rms_norm_gives_unit_rms() {
+        let mut x = rand_vec(93, 3);
+        rms_norm(&mut x, &vec![1.0; 93], 0.0);
+        let rms = (x.iter().map(|v| v * v).sum::<f32>() / 93.0).sqrt();
+        assert!((rms - 1.0).abs() < F32_SUM_TOL, "{rms}");
+    }
+
+    #[test]
+    fn softmax_is_a_distribution_and_keeps_order() {
+        let mut x = rand_vec(41, 4);
+        x[5] = 80.0; // large values must not overflow
+        let orig = x.clone();
+        softmax(&mut x);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < F32_SUM_TOL);
+        assert_eq!(crate::sampler::argmax(&x), 5);
+        assert!(x.iter().zip(&orig).all(|(p, _)| *p >= 0.0));
+    }
+
+    #[test]
+    fn rope_rotates_pairs_and_keeps_their_length() {
+        for style in [RopeStyle::Norm, RopeStyle::Neox] {
+            let (hd, n_rot) = (10, 6); // partial rotation: dims 6..10 untouched
+            let orig = rand_vec(2 * hd, 5);
+            let mut x = orig.clone();
+            rope(&mut x, hd, n_rot, 7, 10000.0, 1.0, None, style);
+            let pair = |i: usize| match style {
+                RopeStyle::Norm => (2 * i, 2 * i + 1),
+                RopeStyle::Neox => (i, i + n_rot / 2),
+            };
+            for h in 0..2 {
+                for i in 0..n_rot / 2 {
+                    let (a, b) = pair(i);
+                    let n0 = orig[h * hd + a].hypot(orig[h * hd + b]);
+                    let n1 = x[h * hd + a].hypot(x[h * hd + b]);
+                    assert!((n0 - n1).abs() < 1e-5, "{style:?} head {h} pair {i}");
+                }
+                assert_eq!(&x[h * hd + n_rot..(h + 1) * hd], &orig[h * hd + n_rot..(h + 1) * hd]);
+            }
+            // Dimension pair 0 turns by exactly `pos` radians.
+            let (a, b) = pair(0);
+            let ang = x[b].atan2(x[a]) - orig[b].atan2(orig[a]);
+            let d = (ang - 7.0).rem_euclid(std::f32::consts::TAU);
+            assert!(d < 1e-4 || d > std::f32::consts::TAU - 1e-4, "{style:?}: turned by {ang}");
+            // Position 0 is the identity.
+            let mut y = orig.clone();
+            rope(&mut y, hd, n_rot, 0, 10000.0, 1.0, None, style);
+            assert_eq!(y, orig);
+        }
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
+        assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-5);
+        assert_eq!(gelu_tanh(0.0), 0.0);
+    }
+
+    #[test]
+    fn attention_over_one_position_returns_its_value() {
+        let q = rand_vec(8, 6);
+        let k = rand_vec(8, 7);
+        let v = rand_vec(8, 8);
+        let mut out = vec![0.0; 8];
+        attention_head(&q, &k, &v, 8, 0, 8, 0, 1, 0.3, &mut out);
+        assert_eq!(out, v);
+    }
+}

@@ -72,7 +72,7 @@ impl<'a> Cursor<'a> {
                 field,
                 self.pos(),
                 format!(
-                    "count {count} needs at least {} bytes but only {} remain in the file",
+                    "count {count} needs at least {} bytes but only {} remain in the file (truncated or corrupt)",
                     need.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
                     self.remaining()
                 ),

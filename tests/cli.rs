@@ -1,0 +1,150 @@
+//! The acceptance commands themselves, run as a user runs them: `lanterna tokenize`,
+//! `lanterna run --device cpu --temp 0 -n 32 --ignore-eos --json`, and bad files.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+use lanterna::gguf::writer::GgufWriter;
+use lanterna::gguf::MetaValue;
+use serde_json::Value;
+
+/// See tests/llamacpp_cpu.rs: below this reference margin greedy paths may part.
+const MIN_MARGIN: f32 = 0.25;
+
+fn lanterna(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lanterna")).args(args).output().expect("run lanterna")
+}
+
+fn json_out(args: &[&str]) -> Value {
+    let o = lanterna(args);
+    assert!(o.status.success(), "lanterna {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("lanterna {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn check_cli(m: &RealModel) {
+    let path = model_path(m);
+    let path = path.to_str().unwrap();
+    let exact = fixture(m, "dequant_f32");
+    for (pid, text, want_ids, p) in prompts(&exact) {
+        let t = json_out(&["tokenize", "-m", path, "--json", &text]);
+        assert_eq!(ids(&t["ids"]), want_ids, "{} {pid}: tokenize", m.name);
+        assert_eq!(t["pieces"].as_array().unwrap().len(), want_ids.len());
+
+        let r = json_out(&["run", "-m", path, "--device", "cpu", "--temp", "0", "-n", "32", "--ignore-eos", "--json", "-p", &text]);
+        assert_eq!(ids(&r["prompt_tokens"]), want_ids, "{} {pid}: run's prompt tokens", m.name);
+        let got = ids(&r["tokens"]);
+        assert_eq!(got.len(), 32);
+        assert_eq!(r["stop"], "length");
+        assert!(r["device"].as_str().unwrap().contains("cpu"));
+        assert!(r["timings"]["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+        assert!(r["text"].as_str().is_some());
+        let need = required_prefix(&floats(&p["step_margins"]), MIN_MARGIN);
+        let same = common_prefix(&got, &ids(&p["greedy_ids"]));
+        assert!(same >= need, "{} {pid}: run follows llama.cpp for {same} tokens, {need} required", m.name);
+    }
+    for t in exact["tokenize_only"].as_array().unwrap() {
+        let text = t["text"].as_str().unwrap();
+        let out = json_out(&["tokenize", "-m", path, "--json", text]);
+        assert_eq!(ids(&out["ids"]), ids(&t["ids"]), "{}: tokenize {text:?}", m.name);
+    }
+}
+
+#[test]
+fn smollm2_cli_matches_llamacpp() {
+    check_cli(&SMOLLM2);
+}
+
+#[test]
+fn gemma3_cli_matches_llamacpp() {
+    check_cli(&GEMMA3);
+}
+
+#[test]
+fn eos_stops_generation_unless_ignored() {
+    // SmolLM2 greedy on P1 emits <|im_end|> (its EOS) at step 29 in llama.cpp's run.
+    let path = model_path(&SMOLLM2);
+    let p = path.to_str().unwrap();
+    let r = json_out(&["run", "-m", p, "--device", "cpu", "--temp", "0", "-n", "40", "--json", "-p", "The capital of France is"]);
+    let toks = ids(&r["tokens"]);
+    assert_eq!(r["stop"], "eos");
+    assert_eq!(*toks.last().unwrap(), 2, "stopped on <|im_end|>");
+    assert!(toks.len() < 40);
+}
+
+#[test]
+fn same_seed_same_tokens() {
+    let path = model_path(&SMOLLM2);
+    let p = path.to_str().unwrap();
+    let args = ["run", "-m", p, "--device", "cpu", "--temp", "1.0", "--seed", "1234", "-n", "12", "--ignore-eos", "--json", "-p", "Once upon a time"];
+    let a = ids(&json_out(&args)["tokens"]);
+    let b = ids(&json_out(&args)["tokens"]);
+    assert_eq!(a, b);
+    let mut other = args;
+    other[8] = "99";
+    let c = ids(&json_out(&other)["tokens"]);
+    assert_ne!(a, c, "a different seed should (with overwhelming likelihood) give different tokens at temperature 1");
+}
+
+fn assert_clean_failure(args: &[&str], must_mention: &str) {
+    let o = lanterna(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "lanterna {args:?} succeeded");
+    assert!(!err.contains("panicked"), "lanterna {args:?} panicked: {err}");
+    assert!(err.lines().any(|l| l.starts_with("error: ") && l.contains(must_mention)), "lanterna {args:?}: {err}");
+}
+
+fn tiny_file(name: &str, bytes: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("lanterna-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn small_gguf() -> GgufWriter {
+    let mut w = GgufWriter::default();
+    w.kv("general.architecture", MetaValue::String("llama".into()));
+    w.tensor_f32("token_embd.weight", &[4, 3], &[0.5; 12]);
+    w
+}
+
+#[test]
+fn bad_files_exit_nonzero_with_a_message() {
+    let mut b = small_gguf().to_bytes();
+    b[0] = b'X';
+    let p = tiny_file("magic.gguf", &b);
+    for cmd in ["info", "tokenize"] {
+        let mut args = vec![cmd, "-m", &p];
+        if cmd == "tokenize" {
+            args.push("hi");
+        }
+        assert_clean_failure(&args, "not a GGUF file");
+    }
+    assert_clean_failure(&["run", "-m", &p, "-p", "hi"], "not a GGUF file");
+
+    let (b, table_at, _) = small_gguf().to_bytes_with_layout();
+    let p = tiny_file("table.gguf", &b[..table_at + 10]);
+    assert_clean_failure(&["info", "-m", &p], "truncated");
+
+    let mut w = small_gguf();
+    w.tensors[0].1 = vec![4, 3000];
+    let p = tiny_file("past-end.gguf", &w.to_bytes());
+    assert_clean_failure(&["info", "-m", &p], "past the end of the file");
+
+    let p = tiny_file("empty.gguf", b"");
+    assert_clean_failure(&["info", "-m", &p], "magic");
+
+    let mut w = small_gguf();
+    w.metadata[0].1 = MetaValue::String("mamba".into());
+    let p = tiny_file("arch.gguf", &w.to_bytes());
+    assert_clean_failure(&["info", "-m", &p], "not supported (supported: llama, gemma3)");
+}
+
+#[test]
+fn prompt_longer_than_context_is_refused() {
+    let path = model_path(&SMOLLM2);
+    let p = path.to_str().unwrap();
+    assert_clean_failure(&["run", "-m", p, "--device", "cpu", "--ctx", "8", "-n", "4", "-p", "one two three four five six"], "context holds 8");
+}
