@@ -33,6 +33,13 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    #[error("GPU: {0}")]
+    Gpu(String),
+
+    /// A GPU kernel failed (validation, out of memory, device lost), named.
+    #[error("GPU kernel '{kernel}': {msg}")]
+    Kernel { kernel: String, msg: String },
+
     #[error("context: {0}")]
     Context(String),
 

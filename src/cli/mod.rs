@@ -1,5 +1,6 @@
 //! The `lanterna` command line: `run`, `tokenize`, `info`.
 
+mod devices;
 mod info;
 mod run;
 mod tokenize;
@@ -22,6 +23,8 @@ enum Cmd {
     Tokenize(tokenize::TokenizeArgs),
     /// Architecture, hyperparameters, tensors by type, parameter count, file size.
     Info(info::InfoArgs),
+    /// Every GPU adapter wgpu can use: name, backend, type, driver, limits, features.
+    Devices(devices::DevicesArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -30,5 +33,6 @@ pub fn main() -> Result<()> {
         Cmd::Run(a) => run::run(a),
         Cmd::Tokenize(a) => tokenize::run(a),
         Cmd::Info(a) => info::run(a),
+        Cmd::Devices(a) => devices::run(a),
     }
 }

@@ -4,6 +4,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use lanterna::cpu::CpuModel;
 use lanterna::generate::{generate, Executor};
+use lanterna::gpu::{AdapterChoice, GpuModel};
 use lanterna::gguf::GgufFile;
 use lanterna::model::Config;
 use lanterna::sampler::{Sampler, SamplerConfig};
@@ -53,6 +54,12 @@ pub struct RunArgs {
     ctx: Option<usize>,
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     device: Device,
+    /// GPU backend: vulkan, metal, dx12 or gl (default: any; env LANTERNA_BACKEND).
+    #[arg(long)]
+    backend: Option<String>,
+    /// GPU adapter index from `lanterna devices` (env LANTERNA_ADAPTER).
+    #[arg(long)]
+    adapter: Option<usize>,
     /// Do not stop at end-of-generation tokens.
     #[arg(long)]
     ignore_eos: bool,
@@ -70,9 +77,29 @@ pub fn run(a: RunArgs) -> Result<()> {
     if n_ctx == 0 {
         return Err(Error::Usage("--ctx must be at least 1".into()));
     }
+    let choice = AdapterChoice::from_args(a.backend.clone(), a.adapter)?;
+    let load_gpu = |cfg| -> Result<Box<dyn Executor>> {
+        let m = GpuModel::load(&g, cfg, n_ctx, &choice)?;
+        if !a.json {
+            eprintln!(
+                "lanterna: uploaded {:.1} MiB of weights to {} in {:.0} ms",
+                m.upload_bytes as f64 / (1024.0 * 1024.0),
+                m.ctx.describe(),
+                m.upload_ms
+            );
+        }
+        Ok(Box::new(m))
+    };
     let mut exec: Box<dyn Executor> = match a.device {
-        Device::Cpu | Device::Auto => Box::new(CpuModel::load(&g, cfg, n_ctx)?),
-        Device::Gpu => return Err(Error::Usage("this build has no GPU executor yet; use --device cpu".into())),
+        Device::Cpu => Box::new(CpuModel::load(&g, cfg, n_ctx)?),
+        Device::Gpu => load_gpu(cfg)?,
+        Device::Auto => match lanterna::gpu::context::adapters(lanterna::gpu::context::parse_backends(choice.backend.as_deref())?).is_empty() {
+            false => load_gpu(cfg)?,
+            true => {
+                eprintln!("lanterna: no GPU adapter found; running on the CPU reference path");
+                Box::new(CpuModel::load(&g, cfg, n_ctx)?)
+            }
+        },
     };
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     let seed = a.seed.unwrap_or_else(|| {

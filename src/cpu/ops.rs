@@ -48,12 +48,12 @@ pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
-/// Rotate the first `n_rot` dimensions of each `head_dim`-wide head of `x` by position
-/// `pos`, as ggml_rope_ext does with ext_factor 0 (no YaRN).
-#[allow(clippy::too_many_arguments)]
-pub fn rope(x: &mut [f32], head_dim: usize, n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>, style: RopeStyle) {
+/// (cos θ, sin θ) for each rotated pair at position `pos`, as ggml_rope_ext computes them
+/// with ext_factor 0 (no YaRN): θ_i = scale · pos · base^(-2i/n_rot) / freq_factor_i, with
+/// base^(-2/n_rot) accumulated in f32 exactly as ggml does. The GPU's RoPE table is
+/// built with this same function.
+pub fn rope_cos_sin(n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>) -> Vec<(f32, f32)> {
     let theta_scale = base.powf(-2.0 / n_rot as f32);
-    // Precompute cos/sin once per position; identical for every head.
     let mut cs = Vec::with_capacity(n_rot / 2);
     let mut theta = pos as f32;
     for i in 0..n_rot / 2 {
@@ -62,6 +62,17 @@ pub fn rope(x: &mut [f32], head_dim: usize, n_rot: usize, pos: usize, base: f32,
         cs.push((t.cos(), t.sin()));
         theta *= theta_scale;
     }
+    cs
+}
+
+/// Rotate the first `n_rot` dimensions of each `head_dim`-wide head of `x` by position `pos`.
+#[allow(clippy::too_many_arguments)]
+pub fn rope(x: &mut [f32], head_dim: usize, n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>, style: RopeStyle) {
+    rope_with(x, head_dim, n_rot, &rope_cos_sin(n_rot, pos, base, scale, freq_factors), style);
+}
+
+/// Rotate with precomputed (cos, sin) pairs.
+pub fn rope_with(x: &mut [f32], head_dim: usize, n_rot: usize, cs: &[(f32, f32)], style: RopeStyle) {
     for head in x.chunks_exact_mut(head_dim) {
         for (i, &(c, s)) in cs.iter().enumerate() {
             let (a, b) = match style {

@@ -1,0 +1,28 @@
+// Byte access into a tensor kept exactly as GGUF stores it, in one flat array<u32>.
+// Blocks of 18, 22, 34, 110 or 210 bytes are not 4-byte aligned, so every read goes
+// through these helpers; all block sizes are even, so 16-bit reads are always aligned.
+// The kernel that includes this file declares `W: array<u32>` (the weights).
+
+fn load_u8(b: u32) -> u32 {
+    return (W[b >> 2u] >> ((b & 3u) * 8u)) & 0xFFu;
+}
+
+fn load_u16(b: u32) -> u32 {
+    return (W[b >> 2u] >> ((b & 2u) * 8u)) & 0xFFFFu;
+}
+
+// Four bytes starting at an even offset.
+fn load_u32(b: u32) -> u32 {
+    if ((b & 3u) == 0u) {
+        return W[b >> 2u];
+    }
+    return load_u16(b) | (load_u16(b + 2u) << 16u);
+}
+
+fn load_f16(b: u32) -> f32 {
+    return unpack2x16float(load_u16(b)).x;
+}
+
+fn sext8(v: u32) -> i32 {
+    return bitcast<i32>(v << 24u) >> 24u;
+}

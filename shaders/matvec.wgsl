@@ -1,0 +1,55 @@
+// y[out_offset + r] = Σ_c W[r, c] · x[c]. W stays in its GGUF encoding and is decoded
+// block by block (block_dot from the quant/<type>.wgsl included before this file).
+// A workgroup of 64 threads handles 64/TPR rows with TPR threads per row: on CPU-like
+// adapters (lavapipe) few threads per row and many rows per workgroup is fastest, and
+// the K-quant rows of these models have only a handful of 256-weight blocks anyway.
+
+struct Params {
+    rows: u32,        // rows in this part of the tensor
+    cols: u32,        // weights per row
+    row_bytes: u32,   // bytes per row in W
+    out_offset: u32,  // first output index of this part
+}
+
+@group(0) @binding(0) var<storage, read> W: array<u32>;        // [cols, rows] any GGUF type
+@group(0) @binding(1) var<storage, read> X: array<f32>;        // [cols]
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [out_offset + rows]
+@group(0) @binding(3) var<uniform> P: Params;
+
+const WG: u32 = 64u;
+// Threads per row (a power of two dividing 64).
+override TPR: u32 = 8u;
+var<workgroup> partial: array<f32, WG>;
+
+fn xval(i: u32) -> f32 {
+    return X[i];
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let rows_per_wg = WG / TPR;
+    // Workgroups beyond 65535 continue in the y dimension of the dispatch.
+    let group = wid.x + wid.y * nwg.x;
+    let row = group * rows_per_wg + lid / TPR;
+    let t = lid % TPR;
+    var acc = 0.0;
+    if (row < P.rows) {
+        let nb = P.cols / BLOCK_WEIGHTS;
+        let base = row * P.row_bytes;
+        for (var blk = t; blk < nb; blk += TPR) {
+            acc += block_dot(base + blk * BLOCK_BYTES, blk * BLOCK_WEIGHTS);
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (t == 0u && row < P.rows) {
+        Y[P.out_offset + row] = partial[lid];
+    }
+}

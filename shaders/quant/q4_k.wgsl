@@ -1,0 +1,39 @@
+// Q4_K (144 bytes): [d: f16][dmin: f16][scales: 12][qs: 128]. 8 sub-blocks of 32 with
+// 6-bit scale and min; each 32 bytes of qs hold two sub-blocks (low, then high nibbles).
+const BLOCK_WEIGHTS: u32 = 256u;
+const BLOCK_BYTES: u32 = 144u;
+
+fn block_get(b: u32, j: u32) -> f32 {
+    let c = j / 64u;
+    let r = j % 64u;
+    let sm = scale_min_k4(b + 4u, 2u * c + r / 32u);
+    let byte = load_u8(b + 16u + c * 32u + (r % 32u));
+    let q = select(byte & 15u, byte >> 4u, r >= 32u);
+    return load_f16(b) * sm.x * f32(q) - load_f16(b + 2u) * sm.y;
+}
+
+fn block_dot(b: u32, xi: u32) -> f32 {
+    let d = load_f16(b);
+    let dmin = load_f16(b + 2u);
+    var s = 0.0;
+    for (var c = 0u; c < 4u; c++) {
+        let sm1 = scale_min_k4(b + 4u, 2u * c);
+        let sm2 = scale_min_k4(b + 4u, 2u * c + 1u);
+        var s1 = 0.0; var s2 = 0.0; var sx1 = 0.0; var sx2 = 0.0;
+        for (var w = 0u; w < 8u; w++) {
+            let q4 = load_u32(b + 16u + c * 32u + 4u * w);
+            for (var t = 0u; t < 4u; t++) {
+                let byte = (q4 >> (8u * t)) & 0xFFu;
+                let l = 4u * w + t;
+                let x0 = xval(xi + c * 64u + l);
+                let x1 = xval(xi + c * 64u + 32u + l);
+                s1 += f32(byte & 15u) * x0;
+                s2 += f32(byte >> 4u) * x1;
+                sx1 += x0;
+                sx2 += x1;
+            }
+        }
+        s += d * sm1.x * s1 - dmin * sm1.y * sx1 + d * sm2.x * s2 - dmin * sm2.y * sx2;
+    }
+    return s;
+}

@@ -1,0 +1,60 @@
+// Each row of `cols` values: y = x / sqrt(mean(x²) + eps) * w. One workgroup per row.
+// `main` reads X and writes Y; `main_inplace` normalises Y itself (per-head q/k norms),
+// since WebGPU forbids binding one buffer as both read-only and writable.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> X: array<f32>;        // [rows, cols]
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;  // [rows, cols]
+@group(0) @binding(2) var<storage, read> G: array<f32>;        // [cols] F32 norm weight
+@group(0) @binding(3) var<uniform> P: Params;
+
+const WG: u32 = 64u;
+var<workgroup> partial: array<f32, WG>;
+
+fn sum_squares(lid: u32, v: f32) -> f32 {
+    partial[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let base = wid.x * P.cols;
+    var acc = 0.0;
+    for (var i = lid; i < P.cols; i += WG) {
+        let v = X[base + i];
+        acc += v * v;
+    }
+    let scale = 1.0 / sqrt(sum_squares(lid, acc) / f32(P.cols) + P.eps);
+    for (var i = lid; i < P.cols; i += WG) {
+        Y[base + i] = X[base + i] * scale * G[i];
+    }
+}
+
+@compute @workgroup_size(64)
+fn main_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let base = wid.x * P.cols;
+    var acc = 0.0;
+    for (var i = lid; i < P.cols; i += WG) {
+        let v = Y[base + i];
+        acc += v * v;
+    }
+    let scale = 1.0 / sqrt(sum_squares(lid, acc) / f32(P.cols) + P.eps);
+    for (var i = lid; i < P.cols; i += WG) {
+        Y[base + i] = Y[base + i] * scale * G[i];
+    }
+}

@@ -1,0 +1,126 @@
+//! GPU buffers: weights uploaded as their GGUF bytes (split by rows where a tensor is
+//! larger than one storage binding may be), f32 activation buffers, and readback.
+
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::quant::GgmlType;
+
+/// A contiguous run of rows of a tensor, in its own buffer.
+pub struct Part {
+    pub buffer: wgpu::Buffer,
+    pub row_start: u32,
+    pub rows: u32,
+}
+
+/// A tensor in GPU memory, byte-exact as in the file.
+pub struct GpuTensor {
+    pub name: String,
+    pub ty: GgmlType,
+    /// Weights per row (ggml dims[0]).
+    pub cols: u32,
+    pub rows: u32,
+    pub row_bytes: u32,
+    pub parts: Vec<Part>,
+}
+
+impl GpuTensor {
+    pub fn bytes(&self) -> u64 {
+        self.row_bytes as u64 * self.rows as u64
+    }
+
+    /// Upload `data` (rows × row_bytes, as stored), in as few parts as the adapter's
+    /// binding and buffer limits allow.
+    pub fn upload(ctx: &GpuContext, name: &str, ty: GgmlType, cols: usize, rows: usize, data: &[u8]) -> Result<Self> {
+        let row_bytes = ty.row_bytes(cols as u64).ok_or_else(|| Error::tensor(name, "row is not a whole number of blocks"))?;
+        if row_bytes * rows as u64 != data.len() as u64 {
+            return Err(Error::tensor(name, format!("{} bytes for {rows} rows of {row_bytes}", data.len())));
+        }
+        let cap = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+        if row_bytes > cap {
+            return Err(Error::tensor(name, format!("one row is {row_bytes} bytes, more than the adapter's largest binding ({cap} bytes)")));
+        }
+        if rows > u32::MAX as usize || row_bytes > u32::MAX as u64 {
+            return Err(Error::tensor(name, "too large for 32-bit indexing"));
+        }
+        // Byte offsets inside a part are u32 in the shaders.
+        let per_part = (cap.min(u32::MAX as u64) / row_bytes).max(1) as usize;
+        let mut parts = Vec::new();
+        let mut start = 0usize;
+        while start < rows {
+            let n = per_part.min(rows - start);
+            let bytes = &data[start * row_bytes as usize..(start + n) * row_bytes as usize];
+            let buffer = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(name),
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            });
+            parts.push(Part { buffer, row_start: start as u32, rows: n as u32 });
+            start += n;
+        }
+        Ok(GpuTensor { name: name.to_string(), ty, cols: cols as u32, rows: rows as u32, row_bytes: row_bytes as u32, parts })
+    }
+}
+
+/// An f32 buffer for activations, caches and test inputs.
+pub fn f32_buffer(ctx: &GpuContext, label: &str, len: usize) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (len.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+pub fn f32_buffer_init(ctx: &GpuContext, label: &str, data: &[f32]) -> wgpu::Buffer {
+    let padded: Vec<f32> = if data.is_empty() { vec![0.0] } else { data.to_vec() };
+    ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(&padded),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
+/// A mappable buffer to read results back through.
+pub fn staging_buffer(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Wait for submitted work and copy `len` floats out of a mapped staging buffer.
+pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, out: &mut [f32]) -> Result<()> {
+    let bytes = (out.len() * 4) as u64;
+    let slice = staging.slice(..bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+    rx.recv()
+        .map_err(|_| Error::Gpu("the readback callback never ran".into()))?
+        .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+    {
+        let view = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("reading the mapped buffer: {e}")))?;
+        out.copy_from_slice(bytemuck::cast_slice(&view));
+    }
+    staging.unmap();
+    Ok(())
+}
+
+/// Read a whole f32 buffer back (tests, comparisons; not the per-token path).
+pub fn read_f32(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+    let staging = staging_buffer(ctx, "readback", (len * 4) as u64);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buf, 0, &staging, 0, (len * 4) as u64);
+    ctx.queue.submit(std::iter::once(enc.finish()));
+    let mut out = vec![0f32; len];
+    read_staging(ctx, &staging, &mut out)?;
+    Ok(out)
+}

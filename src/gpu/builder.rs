@@ -1,0 +1,130 @@
+//! Builds the dispatches of each kernel — bind group, parameters, workgroup counts —
+//! once. The GPU executor records a whole model with it at load; the kernel tests build
+//! single dispatches with it, so both run exactly the same bindings.
+
+use super::buffers::GpuTensor;
+use super::context::GpuContext;
+use super::kernels::{bind, uniform, Dispatch, Kernel, Kernels, WG};
+use super::params::*;
+use crate::error::Result;
+use crate::model::{Activation, RopeStyle};
+
+/// Threads per row of the matvec kernel (its `TPR` default).
+pub const MATVEC_TPR: u32 = 8;
+
+pub struct Builder<'a> {
+    pub ctx: &'a GpuContext,
+    pub kernels: &'a mut Kernels,
+    /// The per-token `Step` uniform.
+    pub step: &'a wgpu::Buffer,
+}
+
+impl Builder<'_> {
+    fn dispatch(&mut self, kernel: Kernel, label: &str, buffers: &[(u32, &wgpu::Buffer)], groups: u32) -> Result<Dispatch> {
+        let pipeline = self.kernels.get(&self.ctx.device, kernel)?.clone();
+        let bind_group = bind(&self.ctx.device, &pipeline, label, buffers);
+        Ok(Dispatch { kernel, label: label.to_string(), pipeline, bind_group, groups: self.kernels.groups(groups) })
+    }
+
+    /// y = W·x, one dispatch per part of W. `y` holds all `W.rows` outputs.
+    pub fn matvec(&mut self, label: &str, w: &GpuTensor, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Vec<Dispatch>> {
+        let mut out = Vec::new();
+        for part in &w.parts {
+            let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
+            let pb = uniform(&self.ctx.device, label, &p);
+            let groups = part.rows.div_ceil(WG / MATVEC_TPR);
+            out.push(self.dispatch(Kernel::Matvec(w.ty), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb)], groups)?);
+        }
+        Ok(out)
+    }
+
+    /// y = W[token] * scale (token from the Step uniform), one dispatch per part.
+    pub fn embed(&mut self, label: &str, w: &GpuTensor, y: &wgpu::Buffer, scale: f32) -> Result<Vec<Dispatch>> {
+        let mut out = Vec::new();
+        for part in &w.parts {
+            let p = EmbedParams { row_start: part.row_start, rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, scale, _pad: [0; 3] };
+            let pb = uniform(&self.ctx.device, label, &p);
+            let step = self.step;
+            out.push(self.dispatch(Kernel::Embed(w.ty), label, &[(0, &part.buffer), (1, y), (2, &pb), (3, step)], w.cols.div_ceil(WG))?);
+        }
+        Ok(out)
+    }
+
+    /// y = rms_norm(x) * g over `rows` rows of `cols`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rms_norm(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
+        let pb = uniform(&self.ctx.device, label, &NormParams { rows, cols, eps, _pad: 0 });
+        self.dispatch(Kernel::RmsNorm, label, &[(0, x), (1, y), (2, g), (3, &pb)], rows)
+    }
+
+    /// y = rms_norm(y) * g, in place.
+    pub fn rms_norm_inplace(&mut self, label: &str, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
+        let pb = uniform(&self.ctx.device, label, &NormParams { rows, cols, eps, _pad: 0 });
+        self.dispatch(Kernel::RmsNormInplace, label, &[(1, y), (2, g), (3, &pb)], rows)
+    }
+
+    /// Rotate `y` ([n_heads, head_dim]) at the Step's position with a cos/sin table.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope(&mut self, label: &str, y: &wgpu::Buffer, table: &wgpu::Buffer, n_heads: u32, head_dim: u32, n_rot: u32, style: RopeStyle) -> Result<Dispatch> {
+        let neox = (style == RopeStyle::Neox) as u32;
+        let pb = uniform(&self.ctx.device, label, &RopeParams { n_heads, head_dim, n_rot, neox });
+        let step = self.step;
+        self.dispatch(Kernel::Rope, label, &[(0, y), (1, table), (2, &pb), (3, step)], (n_heads * n_rot / 2).div_ceil(WG))
+    }
+
+    /// out = attention of q over the cache for the Step's `n_pos` positions.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &mut self,
+        label: &str,
+        q: &wgpu::Buffer,
+        k_cache: &wgpu::Buffer,
+        v_cache: &wgpu::Buffer,
+        scores: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        n_head: u32,
+        p: AttnParams,
+    ) -> Result<Dispatch> {
+        let pb = uniform(&self.ctx.device, label, &p);
+        let step = self.step;
+        self.dispatch(Kernel::Attention, label, &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)], n_head)
+    }
+
+    /// gate = act(gate) * up
+    pub fn glu(&mut self, label: &str, gate: &wgpu::Buffer, up: &wgpu::Buffer, n: u32, act: Activation) -> Result<Dispatch> {
+        let act = match act {
+            Activation::Silu => 0,
+            Activation::GeluTanh => 1,
+        };
+        let pb = uniform(&self.ctx.device, label, &EltParams { n, act, _pad: [0; 2] });
+        self.dispatch(Kernel::Glu, label, &[(0, gate), (1, up), (2, &pb)], n.div_ceil(WG))
+    }
+
+    /// x += y
+    pub fn add(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, n: u32) -> Result<Dispatch> {
+        let pb = uniform(&self.ctx.device, label, &EltParams { n, act: 0, _pad: [0; 2] });
+        self.dispatch(Kernel::Add, label, &[(0, x), (1, y), (2, &pb)], n.div_ceil(WG))
+    }
+}
+
+/// Run dispatches once in one pass and wait (tests and one-off work).
+pub fn run_once(ctx: &GpuContext, step: &wgpu::Buffer, s: Step, dispatches: &[Dispatch]) -> Result<()> {
+    ctx.queue.write_buffer(step, 0, bytemuck::bytes_of(&s));
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for d in dispatches {
+            d.record(&mut pass);
+        }
+    }
+    ctx.queue.submit(std::iter::once(enc.finish()));
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        let names: Vec<String> = dispatches.iter().map(|d| d.kernel.name()).collect();
+        return Err(crate::Error::Kernel { kernel: names.join(", "), msg: e.to_string() });
+    }
+    ctx.device
+        .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+        .map_err(|e| crate::Error::Gpu(format!("waiting for the GPU: {e}")))?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The GPU context: instance over every native backend, adapter choice, and a device
+//! created with the adapter's own limits and whichever optional features it offers.
+
+use crate::error::{Error, Result};
+
+/// Optional features used when present; everything has a fallback without them.
+pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::TIMESTAMP_QUERY);
+
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    /// vulkan, metal, dx12 or gl; None: all.
+    pub backend: Option<String>,
+    /// Index into the list `lanterna devices` prints.
+    pub index: Option<usize>,
+}
+
+impl AdapterChoice {
+    /// `--backend` / `--adapter`, falling back to `LANTERNA_BACKEND` / `LANTERNA_ADAPTER`.
+    pub fn from_args(backend: Option<String>, index: Option<usize>) -> Result<Self> {
+        let backend = backend.or_else(|| std::env::var("LANTERNA_BACKEND").ok());
+        let index = match index {
+            Some(i) => Some(i),
+            None => match std::env::var("LANTERNA_ADAPTER") {
+                Ok(s) => Some(s.parse().map_err(|_| Error::Usage(format!("LANTERNA_ADAPTER='{s}' is not an adapter index")))?),
+                Err(_) => None,
+            },
+        };
+        Ok(AdapterChoice { backend, index })
+    }
+}
+
+pub fn parse_backends(name: Option<&str>) -> Result<wgpu::Backends> {
+    Ok(match name.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("all") => wgpu::Backends::all(),
+        Some("vulkan") | Some("vk") => wgpu::Backends::VULKAN,
+        Some("metal") => wgpu::Backends::METAL,
+        Some("dx12") | Some("d3d12") => wgpu::Backends::DX12,
+        Some("gl") | Some("gles") | Some("opengl") => wgpu::Backends::GL,
+        Some(o) => return Err(Error::Usage(format!("unknown backend '{o}' (vulkan, metal, dx12, gl)"))),
+    })
+}
+
+/// Every adapter wgpu sees on the chosen backends, in a stable order.
+pub fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    let mut list = pollster::block_on(instance.enumerate_adapters(backends));
+    // Real GPUs first, then by backend (Vulkan/Metal/DX12 before GL), then by name.
+    let rank = |a: &wgpu::Adapter| {
+        let i = a.get_info();
+        let dev = match i.device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Cpu => 3,
+            wgpu::DeviceType::Other => 4,
+        };
+        let be = if i.backend == wgpu::Backend::Gl { 1 } else { 0 };
+        (dev, be, i.name)
+    };
+    list.sort_by_key(rank);
+    list
+}
+
+pub struct GpuContext {
+    pub adapter: wgpu::Adapter,
+    pub info: wgpu::AdapterInfo,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+}
+
+impl GpuContext {
+    pub fn new(choice: &AdapterChoice) -> Result<Self> {
+        let backends = parse_backends(choice.backend.as_deref())?;
+        let list = adapters(backends);
+        if list.is_empty() {
+            return Err(Error::Gpu(format!(
+                "no GPU adapter found on backends {backends:?} (on Linux without a GPU, install Mesa's lavapipe: scripts/install-lavapipe.sh)"
+            )));
+        }
+        let adapter = match choice.index {
+            Some(i) => list.into_iter().nth(i).ok_or_else(|| Error::Usage(format!("adapter {i} does not exist; see `lanterna devices`")))?,
+            None => list.into_iter().next().ok_or_else(|| Error::Gpu("no adapter".into()))?,
+        };
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let features = adapter.features() & OPTIONAL_FEATURES;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lanterna"),
+            required_features: features,
+            // The adapter's own limits: the defaults cap buffers at 256 MiB and bindings at 128 MiB.
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("requesting a device from {}: {e}", info.name)))?;
+        Ok(GpuContext { adapter, info, device, queue, limits, features })
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+    }
+}

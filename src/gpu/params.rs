@@ -1,0 +1,88 @@
+//! Uniform blocks of the WGSL kernels, byte-for-byte: each struct mirrors the `Params`
+//! (or `Step`) struct of its shader, with a compile-time size check.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Per-token values every kernel that needs them reads from one shared uniform buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default)]
+pub struct Step {
+    pub token: u32,
+    pub pos: u32,
+    /// Cached positions including this one (pos + 1).
+    pub n_pos: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<Step>() == 16);
+
+/// shaders/matvec.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct MatvecParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub row_bytes: u32,
+    pub out_offset: u32,
+}
+const _: () = assert!(std::mem::size_of::<MatvecParams>() == 16);
+
+/// shaders/embed.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct EmbedParams {
+    pub row_start: u32,
+    pub rows: u32,
+    pub cols: u32,
+    pub row_bytes: u32,
+    pub scale: f32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<EmbedParams>() == 32);
+
+/// shaders/rms_norm.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct NormParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<NormParams>() == 16);
+
+/// shaders/rope.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct RopeParams {
+    pub n_heads: u32,
+    pub head_dim: u32,
+    pub n_rot: u32,
+    pub neox: u32,
+}
+const _: () = assert!(std::mem::size_of::<RopeParams>() == 16);
+
+/// shaders/attention.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct AttnParams {
+    pub group: u32,
+    pub head_dim: u32,
+    pub head_dim_v: u32,
+    pub k_stride: u32,
+    pub v_stride: u32,
+    pub n_ctx: u32,
+    pub window: u32,
+    pub scale: f32,
+}
+const _: () = assert!(std::mem::size_of::<AttnParams>() == 32);
+
+/// shaders/glu.wgsl and shaders/add.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct EltParams {
+    pub n: u32,
+    /// glu: 0 SiLU, 1 GELU-tanh
+    pub act: u32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<EltParams>() == 16);
