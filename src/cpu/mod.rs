@@ -100,10 +100,11 @@ impl Executor for CpuModel {
                 ops::attention_head(
                     &q[h * c.head_dim..(h + 1) * c.head_dim],
                     &self.k_cache[il],
-                    &self.v_cache[il],
                     c.k_dim(),
                     kvh * c.head_dim,
-                    c.head_dim_v,
+                    &self.v_cache[il],
+                    c.v_dim(),
+                    kvh * c.head_dim_v,
                     first,
                     pos + 1,
                     c.attn_scale,

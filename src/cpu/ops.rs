@@ -101,17 +101,31 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 /// One query head against the cached keys/values of its KV head.
-/// `keys`/`values`: `[n_pos, kv_stride]` with this head's slice at `kv_off`.
+/// `keys`: `[n_pos, k_stride]` with this head's slice at `k_off`; likewise `values`.
+/// Positions before `first` are outside the sliding window.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_head(q: &[f32], keys: &[f32], values: &[f32], kv_stride: usize, kv_off: usize, head_dim_v: usize, first: usize, n_pos: usize, scale: f32, out: &mut [f32]) {
+pub fn attention_head(
+    q: &[f32],
+    keys: &[f32],
+    k_stride: usize,
+    k_off: usize,
+    values: &[f32],
+    v_stride: usize,
+    v_off: usize,
+    first: usize,
+    n_pos: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
     let hd = q.len();
+    let hdv = out.len();
     let mut scores: Vec<f32> = (first..n_pos)
-        .map(|p| dot(q, &keys[p * kv_stride + kv_off..p * kv_stride + kv_off + hd]) * scale)
+        .map(|p| dot(q, &keys[p * k_stride + k_off..p * k_stride + k_off + hd]) * scale)
         .collect();
     softmax(&mut scores);
     out.iter_mut().for_each(|o| *o = 0.0);
     for (p, w) in (first..n_pos).zip(&scores) {
-        let v = &values[p * kv_stride + kv_off..p * kv_stride + kv_off + head_dim_v];
+        let v = &values[p * v_stride + v_off..p * v_stride + v_off + hdv];
         for (o, x) in out.iter_mut().zip(v) {
             *o += w * x;
         }
@@ -237,7 +251,7 @@ mod tests {
         let k = rand_vec(8, 7);
         let v = rand_vec(8, 8);
         let mut out = vec![0.0; 8];
-        attention_head(&q, &k, &v, 8, 0, 8, 0, 1, 0.3, &mut out);
+        attention_head(&q, &k, 8, 0, &v, 8, 0, 0, 1, 0.3, &mut out);
         assert_eq!(out, v);
     }
 }

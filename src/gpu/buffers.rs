@@ -33,11 +33,16 @@ impl GpuTensor {
     /// Upload `data` (rows × row_bytes, as stored), in as few parts as the adapter's
     /// binding and buffer limits allow.
     pub fn upload(ctx: &GpuContext, name: &str, ty: GgmlType, cols: usize, rows: usize, data: &[u8]) -> Result<Self> {
+        let cap = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+        Self::upload_capped(ctx, name, ty, cols, rows, data, cap)
+    }
+
+    /// As `upload`, with parts of at most `cap` bytes (tests force splitting with it).
+    pub fn upload_capped(ctx: &GpuContext, name: &str, ty: GgmlType, cols: usize, rows: usize, data: &[u8], cap: u64) -> Result<Self> {
         let row_bytes = ty.row_bytes(cols as u64).ok_or_else(|| Error::tensor(name, "row is not a whole number of blocks"))?;
         if row_bytes * rows as u64 != data.len() as u64 {
             return Err(Error::tensor(name, format!("{} bytes for {rows} rows of {row_bytes}", data.len())));
         }
-        let cap = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
         if row_bytes > cap {
             return Err(Error::tensor(name, format!("one row is {row_bytes} bytes, more than the adapter's largest binding ({cap} bytes)")));
         }

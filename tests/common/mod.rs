@@ -68,3 +68,59 @@ pub fn required_prefix(margins: &[f32], min_margin: f32) -> usize {
 pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
+
+/// The GPU for tests. In CI (`CI` set) a missing adapter fails the test: GPU tests must
+/// never pass by not running. Elsewhere it says so loudly and the test returns early.
+pub fn gpu() -> Option<lanterna::gpu::GpuContext> {
+    match lanterna::gpu::GpuContext::new(&Default::default()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if std::env::var_os("CI").is_some() {
+                panic!("no GPU adapter in CI: {e}. .ci/run installs lavapipe (scripts/install-lavapipe.sh).");
+            }
+            eprintln!("\n\n********** GPU TEST NOT RUN: {e} **********\n(install lavapipe with scripts/install-lavapipe.sh)\n");
+            None
+        }
+    }
+}
+
+/// Normalized mean squared error Σ(a−b)² / Σb², the measure of ggml's test-backend-ops.
+pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().all(|v| v.is_finite()), "non-finite GPU output");
+    let num: f64 = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+    let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    num / den.max(1e-30)
+}
+
+/// Seeded values uniform in [-1, 1).
+pub fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = lanterna::sampler::Rng::new(seed);
+    (0..n).map(|_| (r.next_f64() * 2.0 - 1.0) as f32).collect()
+}
+
+/// Seeded random blocks of a tensor type with finite f16 scales (random bytes there
+/// would be NaN or huge). Byte offsets of each type's f16 fields inside a block.
+pub fn rand_tensor(ty: lanterna::quant::GgmlType, n_weights: usize, seed: u64) -> Vec<u8> {
+    use lanterna::quant::GgmlType::*;
+    let mut r = lanterna::sampler::Rng::new(seed);
+    let f16_fields: &[usize] = match ty {
+        F32 => return rand_f32(n_weights, seed).iter().flat_map(|v| v.to_le_bytes()).collect(),
+        F16 => return rand_f32(n_weights, seed).iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+        BF16 => return rand_f32(n_weights, seed).iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
+        Q4_0 | Q5_0 | Q8_0 => &[0],
+        Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
+        Q2K => &[80, 82],
+        Q3K => &[108],
+        Q6K => &[208],
+    };
+    let (bs, ts) = (ty.block_size() as usize, ty.type_size() as usize);
+    let mut bytes: Vec<u8> = (0..n_weights / bs * ts).map(|_| r.next_u64() as u8).collect();
+    for blk in bytes.chunks_exact_mut(ts) {
+        for &off in f16_fields {
+            let mag = 10f64.powf(-3.0 * r.next_f64()) * (r.next_f64() * 2.0 - 1.0);
+            blk[off..off + 2].copy_from_slice(&half::f16::from_f64(mag).to_le_bytes());
+        }
+    }
+    bytes
+}

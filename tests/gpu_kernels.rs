@@ -1,0 +1,231 @@
+//! Every WGSL kernel against its CPU twin (`lanterna::cpu::ops`, `lanterna::quant`) on
+//! seeded random inputs at sizes that are not multiples of the workgroup size.
+
+mod common;
+
+use common::*;
+use lanterna::cpu::ops;
+use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, GpuTensor};
+use lanterna::gpu::builder::{run_once, Builder};
+use lanterna::gpu::kernels::{uniform, Kernels};
+use lanterna::gpu::params::{AttnParams, Step};
+use lanterna::gpu::GpuContext;
+use lanterna::model::{Activation, RopeStyle};
+use lanterna::quant::{dequantize, GgmlType};
+
+/// ggml's test-backend-ops bound for f32 ops. Both sides compute in f32 from identical
+/// inputs (the GPU decodes the same bytes the CPU dequantizes), so only summation order
+/// and transcendental-function rounding differ — NMSE ~1e-12 to 1e-10 in practice.
+const F32_NMSE: f64 = 1e-7;
+/// ggml's bound for quantized matrix products. Our kernels do not round activations to
+/// 8 bits as ggml's CPU path does, so they land far under it (see F32_NMSE); the matvec
+/// test asserts the tighter F32_NMSE and reports both.
+const QUANT_MATMUL_NMSE: f64 = 5e-4;
+
+struct Rig {
+    ctx: GpuContext,
+    kernels: Kernels,
+    step: wgpu::Buffer,
+}
+
+fn rig() -> Option<Rig> {
+    let ctx = gpu()?;
+    let kernels = Kernels::new(&ctx.limits);
+    let step = uniform(&ctx.device, "step", &Step::default());
+    Some(Rig { ctx, kernels, step })
+}
+
+impl Rig {
+    fn builder(&mut self) -> Builder<'_> {
+        Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step }
+    }
+}
+
+fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, cap: Option<u64>) {
+    let cols = blocks_per_row * ty.block_size() as usize;
+    let bytes = rand_tensor(ty, rows * cols, 100 + ty.id() as u64);
+    let x = rand_f32(cols, 7);
+    let mut w = vec![0f32; rows * cols];
+    dequantize(ty, &bytes, &mut w).unwrap();
+    let mut want = vec![0f32; rows];
+    ops::matvec(&w, &x, &mut want);
+
+    let t = match cap {
+        Some(c) => GpuTensor::upload_capped(&r.ctx, "w", ty, cols, rows, &bytes, c).unwrap(),
+        None => GpuTensor::upload(&r.ctx, "w", ty, cols, rows, &bytes).unwrap(),
+    };
+    if cap.is_some() {
+        assert!(t.parts.len() >= 3, "the cap should split the tensor");
+    }
+    let xb = f32_buffer_init(&r.ctx, "x", &x);
+    let yb = f32_buffer(&r.ctx, "y", rows);
+    let d = r.builder().matvec("matvec", &t, &xb, &yb).unwrap();
+    run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
+    let got = read_f32(&r.ctx, &yb, rows).unwrap();
+    let e = nmse(&got, &want);
+    println!("matvec {ty}: {rows}x{cols}, {} part(s), NMSE {e:.2e} (ggml bound {QUANT_MATMUL_NMSE:.0e})", t.parts.len());
+    assert!(e < F32_NMSE, "matvec {ty}: NMSE {e:e}");
+}
+
+#[test]
+fn matvec_every_type() {
+    let Some(mut r) = rig() else { return };
+    for ty in GgmlType::ALL {
+        // 37 rows: not a multiple of the 8 rows a workgroup handles.
+        let blocks = if ty.block_size() == 1 { 203 } else if ty.block_size() == 32 { 11 } else { 3 };
+        check_matvec(&mut r, ty, 37, blocks, None);
+    }
+}
+
+#[test]
+fn matvec_split_over_several_buffers() {
+    let Some(mut r) = rig() else { return };
+    for ty in [GgmlType::Q8_0, GgmlType::Q4K, GgmlType::F16] {
+        let row_bytes = ty.row_bytes(if ty.block_size() == 1 { 96 } else { 3 * ty.block_size() }).unwrap();
+        let blocks = if ty.block_size() == 1 { 96 } else { 3 };
+        check_matvec(&mut r, ty, 53, blocks, Some(row_bytes * 20));
+    }
+}
+
+#[test]
+fn embed_every_type_and_split() {
+    let Some(mut r) = rig() else { return };
+    for ty in GgmlType::ALL {
+        let cols = if ty.block_size() == 1 { 70 } else { 3 * ty.block_size() as usize };
+        let rows = 29;
+        let bytes = rand_tensor(ty, rows * cols, 300 + ty.id() as u64);
+        let mut w = vec![0f32; rows * cols];
+        dequantize(ty, &bytes, &mut w).unwrap();
+        let row_bytes = ty.row_bytes(cols as u64).unwrap();
+        let t = GpuTensor::upload_capped(&r.ctx, "embd", ty, cols, rows, &bytes, row_bytes * 8).unwrap();
+        let yb = f32_buffer(&r.ctx, "y", cols);
+        let d = r.builder().embed("embed", &t, &yb, 1.5).unwrap();
+        for token in [0u32, 13, 28] {
+            run_once(&r.ctx, &r.step, Step { token, ..Default::default() }, &d).unwrap();
+            let got = read_f32(&r.ctx, &yb, cols).unwrap();
+            let want: Vec<f32> = w[token as usize * cols..(token as usize + 1) * cols].iter().map(|v| v * 1.5).collect();
+            let e = nmse(&got, &want);
+            assert!(e < F32_NMSE, "embed {ty} token {token}: NMSE {e:e}");
+        }
+    }
+}
+
+#[test]
+fn rms_norm_and_inplace() {
+    let Some(mut r) = rig() else { return };
+    let (rows, cols, eps) = (3usize, 577usize, 1e-6f32);
+    let x = rand_f32(rows * cols, 11);
+    let g = rand_f32(cols, 12);
+    let mut want = x.clone();
+    want.chunks_exact_mut(cols).for_each(|row| ops::rms_norm(row, &g, eps));
+
+    let xb = f32_buffer_init(&r.ctx, "x", &x);
+    let yb = f32_buffer(&r.ctx, "y", rows * cols);
+    let gb = f32_buffer_init(&r.ctx, "g", &g);
+    let d = r.builder().rms_norm("rms_norm", &xb, &yb, &gb, rows as u32, cols as u32, eps).unwrap();
+    run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+    let e = nmse(&read_f32(&r.ctx, &yb, rows * cols).unwrap(), &want);
+    assert!(e < F32_NMSE, "rms_norm: NMSE {e:e}");
+
+    let d = r.builder().rms_norm_inplace("rms_norm_inplace", &xb, &gb, rows as u32, cols as u32, eps).unwrap();
+    run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+    let e = nmse(&read_f32(&r.ctx, &xb, rows * cols).unwrap(), &want);
+    assert!(e < F32_NMSE, "rms_norm_inplace: NMSE {e:e}");
+}
+
+#[test]
+fn rope_both_styles_partial_rotation() {
+    let Some(mut r) = rig() else { return };
+    let (n_heads, head_dim, n_rot, n_ctx, pos) = (3usize, 66usize, 50usize, 41usize, 37usize);
+    let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
+    let mut table = Vec::new();
+    for p in 0..n_ctx {
+        for (c, s) in ops::rope_cos_sin(n_rot, p, 10000.0, 0.5, Some(&freq)) {
+            table.extend([c, s]);
+        }
+    }
+    let tb = f32_buffer_init(&r.ctx, "table", &table);
+    for style in [RopeStyle::Norm, RopeStyle::Neox] {
+        let x = rand_f32(n_heads * head_dim, 21);
+        let mut want = x.clone();
+        ops::rope(&mut want, head_dim, n_rot, pos, 10000.0, 0.5, Some(&freq), style);
+        let xb = f32_buffer_init(&r.ctx, "x", &x);
+        let d = r.builder().rope("rope", &xb, &tb, n_heads as u32, head_dim as u32, n_rot as u32, style).unwrap();
+        run_once(&r.ctx, &r.step, Step { pos: pos as u32, n_pos: pos as u32 + 1, ..Default::default() }, &[d]).unwrap();
+        let e = nmse(&read_f32(&r.ctx, &xb, x.len()).unwrap(), &want);
+        assert!(e < F32_NMSE, "rope {style:?}: NMSE {e:e}");
+    }
+}
+
+#[test]
+fn attention_grouped_causal_and_windowed() {
+    let Some(mut r) = rig() else { return };
+    let (n_head, n_head_kv, hd, hdv, n_ctx, n_pos) = (6usize, 2usize, 40usize, 24usize, 70usize, 67usize);
+    let (ks, vs) = (n_head_kv * hd, n_head_kv * hdv);
+    let q = rand_f32(n_head * hd, 31);
+    // Scores of a few units, as in real models, so the softmax is not flat.
+    let k: Vec<f32> = rand_f32(n_ctx * ks, 32).iter().map(|v| v * 3.0).collect();
+    let v = rand_f32(n_ctx * vs, 33);
+    let scale = 1.0 / (hd as f32).sqrt();
+    for window in [0usize, 10] {
+        let first = if window > 0 { n_pos.saturating_sub(window) } else { 0 };
+        let mut want = vec![0f32; n_head * hdv];
+        for h in 0..n_head {
+            let kvh = h / (n_head / n_head_kv);
+            ops::attention_head(&q[h * hd..(h + 1) * hd], &k, ks, kvh * hd, &v, vs, kvh * hdv, first, n_pos, scale, &mut want[h * hdv..(h + 1) * hdv]);
+        }
+        let qb = f32_buffer_init(&r.ctx, "q", &q);
+        let kb = f32_buffer_init(&r.ctx, "k", &k);
+        let vb = f32_buffer_init(&r.ctx, "v", &v);
+        let sb = f32_buffer(&r.ctx, "scores", n_head * n_ctx);
+        let ob = f32_buffer(&r.ctx, "out", n_head * hdv);
+        let p = AttnParams {
+            group: (n_head / n_head_kv) as u32,
+            head_dim: hd as u32,
+            head_dim_v: hdv as u32,
+            k_stride: ks as u32,
+            v_stride: vs as u32,
+            n_ctx: n_ctx as u32,
+            window: window as u32,
+            scale,
+        };
+        let d = r.builder().attention("attention", &qb, &kb, &vb, &sb, &ob, n_head as u32, p).unwrap();
+        run_once(&r.ctx, &r.step, Step { pos: n_pos as u32 - 1, n_pos: n_pos as u32, ..Default::default() }, &[d]).unwrap();
+        let e = nmse(&read_f32(&r.ctx, &ob, n_head * hdv).unwrap(), &want);
+        assert!(e < F32_NMSE, "attention window {window}: NMSE {e:e}");
+    }
+}
+
+#[test]
+fn glu_silu_and_gelu() {
+    let Some(mut r) = rig() else { return };
+    let n = 1001;
+    for act in [Activation::Silu, Activation::GeluTanh] {
+        let g: Vec<f32> = rand_f32(n, 41).iter().map(|v| v * 8.0).collect();
+        let u = rand_f32(n, 42);
+        let mut want = g.clone();
+        ops::glu(&mut want, &u, act);
+        let gb = f32_buffer_init(&r.ctx, "gate", &g);
+        let ub = f32_buffer_init(&r.ctx, "up", &u);
+        let d = r.builder().glu("glu", &gb, &ub, n as u32, act).unwrap();
+        run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+        let e = nmse(&read_f32(&r.ctx, &gb, n).unwrap(), &want);
+        assert!(e < F32_NMSE, "glu {act:?}: NMSE {e:e}");
+    }
+}
+
+#[test]
+fn residual_add() {
+    let Some(mut r) = rig() else { return };
+    let n = 1001;
+    let x = rand_f32(n, 51);
+    let y = rand_f32(n, 52);
+    let mut want = x.clone();
+    ops::add(&mut want, &y);
+    let xb = f32_buffer_init(&r.ctx, "x", &x);
+    let yb = f32_buffer_init(&r.ctx, "y", &y);
+    let d = r.builder().add("add", &xb, &yb, n as u32).unwrap();
+    run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+    let e = nmse(&read_f32(&r.ctx, &xb, n).unwrap(), &want);
+    assert!(e < F32_NMSE, "add: NMSE {e:e}");
+}
