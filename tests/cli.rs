@@ -148,3 +148,40 @@ fn prompt_longer_than_context_is_refused() {
     let p = path.to_str().unwrap();
     assert_clean_failure(&["run", "-m", p, "--device", "cpu", "--ctx", "8", "-n", "4", "-p", "one two three four five six"], "context holds 8");
 }
+
+#[test]
+fn devices_lists_the_adapter() {
+    if gpu().is_none() {
+        return;
+    }
+    let o = lanterna(&["devices"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("[0]") && out.contains("max storage binding") && out.contains("features:"), "{out}");
+    if std::env::var_os("CI").is_some() {
+        assert!(out.contains("llvmpipe"), "CI installs lavapipe; devices printed:\n{out}");
+    }
+}
+
+#[test]
+fn run_on_the_gpu_as_a_user_does() {
+    if gpu().is_none() {
+        return;
+    }
+    let path = model_path(&SMOLLM2);
+    let exact = fixture(&SMOLLM2, "dequant_f32");
+    let (_, text, want_ids, p) = prompts(&exact).into_iter().next().unwrap();
+    let r = json_out(&["run", "-m", path.to_str().unwrap(), "--device", "gpu", "--temp", "0", "-n", "32", "--ignore-eos", "--json", "-p", &text]);
+    assert!(r["device"].as_str().unwrap().starts_with("gpu: "), "{}", r["device"]);
+    assert_eq!(ids(&r["prompt_tokens"]), want_ids);
+    let need = required_prefix(&floats(&p["step_margins"]), MIN_MARGIN);
+    assert!(common_prefix(&ids(&r["tokens"]), &ids(&p["greedy_ids"])) >= need);
+    assert!(r["timings"]["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+
+    // Streaming mode prints the decode rate and the upload on stderr.
+    let o = lanterna(&["run", "-m", path.to_str().unwrap(), "--device", "gpu", "--temp", "0", "-n", "4", "-p", &text]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("uploaded") && err.contains("MiB of weights"), "{err}");
+    assert!(err.contains("decode") && err.contains("tokens/s"), "{err}");
+}
