@@ -39,7 +39,7 @@ pub fn run(a: DevicesArgs) -> Result<()> {
             l.max_compute_workgroups_per_dimension,
             l.max_compute_workgroup_storage_size / 1024
         );
-        let names: Vec<&str> = [(wgpu::Features::SUBGROUP, "SUBGROUP"), (wgpu::Features::SHADER_F16, "SHADER_F16"), (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY")]
+        let names: Vec<&str> = [(wgpu::Features::SUBGROUP, "SUBGROUP"), (wgpu::Features::SHADER_F16, "SHADER_F16"), (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"), (wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES, "TIMESTAMP_QUERY_INSIDE_PASSES")]
             .iter()
             .filter(|(flag, _)| OPTIONAL_FEATURES.contains(*flag) && f.contains(*flag))
             .map(|(_, n)| *n)

@@ -2,6 +2,7 @@
 
 mod devices;
 mod info;
+mod profile;
 mod run;
 mod tokenize;
 
@@ -25,6 +26,8 @@ enum Cmd {
     Info(info::InfoArgs),
     /// Every GPU adapter wgpu can use: name, backend, type, driver, limits, features.
     Devices(devices::DevicesArgs),
+    /// Time every GPU pass of prefill and decode; per-kernel table and a Chrome trace.
+    Profile(profile::ProfileArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -34,5 +37,6 @@ pub fn main() -> Result<()> {
         Cmd::Tokenize(a) => tokenize::run(a),
         Cmd::Info(a) => info::run(a),
         Cmd::Devices(a) => devices::run(a),
+        Cmd::Profile(a) => profile::run(a),
     }
 }

@@ -4,7 +4,7 @@
 
 use super::buffers::GpuTensor;
 use super::context::GpuContext;
-use super::kernels::{bind, uniform, Dispatch, Kernel, Kernels, WG};
+use super::kernels::{bind, uniform, Dispatch, Kernel, Kernels, Traffic, WG};
 use super::params::*;
 use crate::error::Result;
 use crate::model::{Activation, RopeStyle};
@@ -20,10 +20,27 @@ pub struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn dispatch(&mut self, kernel: Kernel, label: &str, buffers: &[(u32, &wgpu::Buffer)], groups: u32) -> Result<Dispatch> {
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &mut self,
+        kernel: Kernel,
+        label: &str,
+        buffers: &[(u32, &wgpu::Buffer)],
+        groups: u32,
+        traffic: Traffic,
+        output: (&wgpu::Buffer, u32),
+    ) -> Result<Dispatch> {
         let pipeline = self.kernels.get(&self.ctx.device, kernel)?.clone();
         let bind_group = bind(&self.ctx.device, &pipeline, label, buffers);
-        Ok(Dispatch { kernel, label: label.to_string(), pipeline, bind_group, groups: self.kernels.groups(groups) })
+        Ok(Dispatch {
+            kernel,
+            label: label.to_string(),
+            pipeline,
+            bind_group,
+            groups: self.kernels.groups(groups),
+            traffic,
+            output: Some((output.0.clone(), output.1)),
+        })
     }
 
     /// y = W·x, one dispatch per part of W. `y` holds all `W.rows` outputs.
@@ -33,7 +50,8 @@ impl Builder<'_> {
             let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
             let pb = uniform(&self.ctx.device, label, &p);
             let groups = part.rows.div_ceil(WG / MATVEC_TPR);
-            out.push(self.dispatch(Kernel::Matvec(w.ty), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb)], groups)?);
+            let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + w.cols as u64 * 4, written: part.rows as u64 * 4, read_per_pos: 0 };
+            out.push(self.dispatch(Kernel::Matvec(w.ty), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb)], groups, traffic, (y, w.rows))?);
         }
         Ok(out)
     }
@@ -45,7 +63,9 @@ impl Builder<'_> {
             let p = EmbedParams { row_start: part.row_start, rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, scale, _pad: [0; 3] };
             let pb = uniform(&self.ctx.device, label, &p);
             let step = self.step;
-            out.push(self.dispatch(Kernel::Embed(w.ty), label, &[(0, &part.buffer), (1, y), (2, &pb), (3, step)], w.cols.div_ceil(WG))?);
+            // Only the part holding the token reads its row; count one row per part.
+            let traffic = Traffic { read: w.row_bytes as u64, written: w.cols as u64 * 4, read_per_pos: 0 };
+            out.push(self.dispatch(Kernel::Embed(w.ty), label, &[(0, &part.buffer), (1, y), (2, &pb), (3, step)], w.cols.div_ceil(WG), traffic, (y, w.cols))?);
         }
         Ok(out)
     }
@@ -54,13 +74,17 @@ impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     pub fn rms_norm(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
         let pb = uniform(&self.ctx.device, label, &NormParams { rows, cols, eps, _pad: 0 });
-        self.dispatch(Kernel::RmsNorm, label, &[(0, x), (1, y), (2, g), (3, &pb)], rows)
+        let n = rows as u64 * cols as u64 * 4;
+        let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
+        self.dispatch(Kernel::RmsNorm, label, &[(0, x), (1, y), (2, g), (3, &pb)], rows, traffic, (y, rows * cols))
     }
 
     /// y = rms_norm(y) * g, in place.
     pub fn rms_norm_inplace(&mut self, label: &str, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
         let pb = uniform(&self.ctx.device, label, &NormParams { rows, cols, eps, _pad: 0 });
-        self.dispatch(Kernel::RmsNormInplace, label, &[(1, y), (2, g), (3, &pb)], rows)
+        let n = rows as u64 * cols as u64 * 4;
+        let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
+        self.dispatch(Kernel::RmsNormInplace, label, &[(1, y), (2, g), (3, &pb)], rows, traffic, (y, rows * cols))
     }
 
     /// Rotate `y` ([n_heads, head_dim]) at the Step's position with a cos/sin table.
@@ -69,7 +93,9 @@ impl Builder<'_> {
         let neox = (style == RopeStyle::Neox) as u32;
         let pb = uniform(&self.ctx.device, label, &RopeParams { n_heads, head_dim, n_rot, neox });
         let step = self.step;
-        self.dispatch(Kernel::Rope, label, &[(0, y), (1, table), (2, &pb), (3, step)], (n_heads * n_rot / 2).div_ceil(WG))
+        let n = n_heads as u64 * n_rot as u64 * 4;
+        let traffic = Traffic { read: n + n_rot as u64 * 4, written: n, read_per_pos: 0 };
+        self.dispatch(Kernel::Rope, label, &[(0, y), (1, table), (2, &pb), (3, step)], (n_heads * n_rot / 2).div_ceil(WG), traffic, (y, n_heads * head_dim))
     }
 
     /// out = attention of q over the cache for the Step's `n_pos` positions.
@@ -87,7 +113,14 @@ impl Builder<'_> {
     ) -> Result<Dispatch> {
         let pb = uniform(&self.ctx.device, label, &p);
         let step = self.step;
-        self.dispatch(Kernel::Attention, label, &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)], n_head)
+        // Per position: each query head reads its KV head's key and value and writes and
+        // re-reads its score twice.
+        let traffic = Traffic {
+            read: n_head as u64 * p.head_dim as u64 * 4,
+            written: n_head as u64 * p.head_dim_v as u64 * 4,
+            read_per_pos: n_head as u64 * ((p.head_dim + p.head_dim_v) as u64 * 4 + 16),
+        };
+        self.dispatch(Kernel::Attention, label, &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)], n_head, traffic, (out, n_head * p.head_dim_v))
     }
 
     /// gate = act(gate) * up
@@ -97,13 +130,15 @@ impl Builder<'_> {
             Activation::GeluTanh => 1,
         };
         let pb = uniform(&self.ctx.device, label, &EltParams { n, act, _pad: [0; 2] });
-        self.dispatch(Kernel::Glu, label, &[(0, gate), (1, up), (2, &pb)], n.div_ceil(WG))
+        let traffic = Traffic { read: n as u64 * 8, written: n as u64 * 4, read_per_pos: 0 };
+        self.dispatch(Kernel::Glu, label, &[(0, gate), (1, up), (2, &pb)], n.div_ceil(WG), traffic, (gate, n))
     }
 
     /// x += y
     pub fn add(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, n: u32) -> Result<Dispatch> {
         let pb = uniform(&self.ctx.device, label, &EltParams { n, act: 0, _pad: [0; 2] });
-        self.dispatch(Kernel::Add, label, &[(0, x), (1, y), (2, &pb)], n.div_ceil(WG))
+        let traffic = Traffic { read: n as u64 * 8, written: n as u64 * 4, read_per_pos: 0 };
+        self.dispatch(Kernel::Add, label, &[(0, x), (1, y), (2, &pb)], n.div_ceil(WG), traffic, (x, n))
     }
 }
 

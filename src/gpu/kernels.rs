@@ -41,6 +41,8 @@ pub enum Kernel {
     Attention,
     Glu,
     Add,
+    /// The plain f32 copy the profiler measures the adapter's ceiling with.
+    Stream,
 }
 
 impl Kernel {
@@ -54,6 +56,7 @@ impl Kernel {
             Kernel::Attention => "attention".into(),
             Kernel::Glu => "glu".into(),
             Kernel::Add => "add".into(),
+            Kernel::Stream => "stream_f32".into(),
         }
     }
 
@@ -68,6 +71,7 @@ impl Kernel {
             Kernel::Attention => (include_str!("../../shaders/attention.wgsl").into(), "main"),
             Kernel::Glu => (include_str!("../../shaders/glu.wgsl").into(), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
+            Kernel::Stream => (include_str!("../../shaders/stream.wgsl").into(), "main"),
         }
     }
 }
@@ -137,6 +141,22 @@ pub fn bind(device: &wgpu::Device, pipeline: &wgpu::ComputePipeline, label: &str
     device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &layout, entries: &entries })
 }
 
+/// Bytes a dispatch moves through memory, from the shapes and types it works on
+/// (each input read once, each output written once): the profiler's GB/s.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Traffic {
+    pub read: u64,
+    pub written: u64,
+    /// Extra bytes read per cached position (attention over the KV cache).
+    pub read_per_pos: u64,
+}
+
+impl Traffic {
+    pub fn at(&self, n_pos: u32) -> (u64, u64) {
+        (self.read + self.read_per_pos * n_pos as u64, self.written)
+    }
+}
+
 /// One dispatch, recorded once at load and replayed every token.
 pub struct Dispatch {
     pub kernel: Kernel,
@@ -145,6 +165,10 @@ pub struct Dispatch {
     pub pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub groups: (u32, u32, u32),
+    pub traffic: Traffic,
+    /// The buffer it writes and how many floats: what `compare` captures and what a
+    /// deliberate perturbation modifies.
+    pub output: Option<(wgpu::Buffer, u32)>,
 }
 
 impl Dispatch {

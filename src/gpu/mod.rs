@@ -6,6 +6,7 @@ pub mod context;
 pub mod kernels;
 pub mod model;
 pub mod params;
+pub mod profile;
 
 pub use context::{AdapterChoice, GpuContext};
 pub use model::GpuModel;

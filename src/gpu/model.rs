@@ -44,11 +44,15 @@ pub struct GpuModel {
     step: wgpu::Buffer,
     pub segments: Vec<Segment>,
     acts: Acts,
+    /// The logits buffer ([n_vocab]), shared with the profiler's step.
+    pub(crate) acts_logits: wgpu::Buffer,
+    pub(crate) profiler: Option<super::profile::Profiler>,
+    pub(crate) last_timings: Vec<super::profile::OpTiming>,
     _k_cache: Vec<wgpu::Buffer>, // per layer [n_ctx, n_head_kv * head_dim]
     _v_cache: Vec<wgpu::Buffer>, // per layer [n_ctx, n_head_kv * head_dim_v]
     _rope_tables: Vec<wgpu::Buffer>,
-    staging: wgpu::Buffer,
-    logits: Vec<f32>,
+    pub(crate) staging: wgpu::Buffer,
+    pub(crate) logits: Vec<f32>,
     n_ctx: usize,
     n_pos: usize,
     pub upload_bytes: u64,
@@ -173,6 +177,7 @@ impl GpuModel {
             .map_err(|e| Error::Gpu(format!("waiting for the upload: {e}")))?;
         let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
         let n_vocab = c.n_vocab;
+        let acts_logits = acts.logits.clone();
         Ok(GpuModel {
             ctx,
             cfg,
@@ -180,6 +185,9 @@ impl GpuModel {
             step,
             segments,
             acts,
+            acts_logits,
+            profiler: None,
+            last_timings: Vec::new(),
             _k_cache: k_cache,
             _v_cache: v_cache,
             _rope_tables: rope_tables,
@@ -236,6 +244,11 @@ impl Executor for GpuModel {
         }
         let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, _pad: 0 };
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
+        if self.profiler.is_some() {
+            self.step_profiled(pos)?;
+            self.n_pos += 1;
+            return Ok(&self.logits);
+        }
         let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let cmd = self.encode(pos);
         self.ctx.queue.submit(std::iter::once(cmd));
