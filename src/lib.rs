@@ -3,6 +3,7 @@
 //! Data flow: GGUF file (`gguf`) → tensors (`quant`) → model definition (`model`) →
 //! executor (`cpu`, later `gpu`) → logits → `sampler` → token, driven by `generate`.
 
+pub mod compare;
 pub mod cpu;
 pub mod error;
 pub mod generate;

@@ -1,5 +1,6 @@
 //! The `lanterna` command line: `run`, `tokenize`, `info`.
 
+mod compare;
 mod devices;
 mod info;
 mod profile;
@@ -26,6 +27,8 @@ enum Cmd {
     Info(info::InfoArgs),
     /// Every GPU adapter wgpu can use: name, backend, type, driver, limits, features.
     Devices(devices::DevicesArgs),
+    /// Run GPU and CPU on the same tokens and compare every layer's intermediates.
+    Compare(compare::CompareArgs),
     /// Time every GPU pass of prefill and decode; per-kernel table and a Chrome trace.
     Profile(profile::ProfileArgs),
 }
@@ -38,5 +41,6 @@ pub fn main() -> Result<()> {
         Cmd::Info(a) => info::run(a),
         Cmd::Devices(a) => devices::run(a),
         Cmd::Profile(a) => profile::run(a),
+        Cmd::Compare(a) => compare::run(a),
     }
 }

@@ -7,7 +7,7 @@ pub mod ops;
 use crate::error::{Error, Result};
 use crate::generate::Executor;
 use crate::gguf::GgufFile;
-use crate::model::{Config, ModelWeights};
+use crate::model::{Captured, Config, ModelWeights};
 
 /// A dequantized tensor; `rows` × `cols` row-major (ggml dims `[cols, rows]`).
 pub struct CpuTensor {
@@ -26,6 +26,8 @@ pub struct CpuModel {
     n_ctx: usize,
     n_pos: usize,
     logits: Vec<f32>, // [n_vocab]
+    /// When set, every forward step appends its intermediates here (for `compare`).
+    pub capture: Option<Vec<Captured>>,
 }
 
 impl CpuModel {
@@ -35,7 +37,7 @@ impl CpuModel {
         })?;
         let n_layer = cfg.n_layer;
         let logits = vec![0.0; cfg.n_vocab];
-        Ok(CpuModel { cfg, w, k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_ctx, n_pos: 0, logits })
+        Ok(CpuModel { cfg, w, k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_ctx, n_pos: 0, logits, capture: None })
     }
 }
 
@@ -79,10 +81,17 @@ impl Executor for CpuModel {
         let mut up = vec![0f32; c.n_ff];
         let group = c.n_head / c.n_head_kv;
 
+        let mut cap = self.capture.take();
+        let mut keep = |name: &'static str, layer: usize, data: &[f32]| {
+            if let Some(c) = cap.as_mut() {
+                c.push(Captured { name, layer, data: data.to_vec() });
+            }
+        };
         for (il, (lw, plan)) in self.w.layers.iter().zip(&c.layers).enumerate() {
             // Attention block.
             xn.copy_from_slice(&x);
             ops::rms_norm(&mut xn, &lw.attn_norm.data, c.rms_eps);
+            keep("attn_norm", il, &xn);
             ops::matvec(&lw.attn_q.data, &xn, &mut q);
             ops::matvec(&lw.attn_k.data, &xn, &mut k);
             ops::matvec(&lw.attn_v.data, &xn, &mut v);
@@ -92,6 +101,9 @@ impl Executor for CpuModel {
             }
             ops::rope(&mut q, c.head_dim, c.n_rot, pos, plan.rope_base, plan.rope_scale, rope_freqs, c.rope_style);
             ops::rope(&mut k, c.head_dim, c.n_rot, pos, plan.rope_base, plan.rope_scale, rope_freqs, c.rope_style);
+            keep("q", il, &q);
+            keep("k", il, &k);
+            keep("v", il, &v);
             self.k_cache[il].extend_from_slice(&k);
             self.v_cache[il].extend_from_slice(&v);
             let first = plan.window.map_or(0, |w| (pos + 1).saturating_sub(w));
@@ -111,15 +123,18 @@ impl Executor for CpuModel {
                     &mut att[h * c.head_dim_v..(h + 1) * c.head_dim_v],
                 );
             }
+            keep("attn", il, &att);
             ops::matvec(&lw.attn_output.data, &att, &mut o);
             if let Some(n) = &lw.post_attn_norm {
                 ops::rms_norm(&mut o, &n.data, c.rms_eps);
             }
+            keep("attn_out", il, &o);
             ops::add(&mut x, &o);
 
             // Feed-forward block.
             xn.copy_from_slice(&x);
             ops::rms_norm(&mut xn, &lw.ffn_norm.data, c.rms_eps);
+            keep("ffn_norm", il, &xn);
             ops::matvec(&lw.ffn_gate.data, &xn, &mut gate);
             ops::matvec(&lw.ffn_up.data, &xn, &mut up);
             ops::glu(&mut gate, &up, c.act);
@@ -127,8 +142,11 @@ impl Executor for CpuModel {
             if let Some(n) = &lw.post_ffn_norm {
                 ops::rms_norm(&mut o, &n.data, c.rms_eps);
             }
+            keep("ffn_out", il, &o);
             ops::add(&mut x, &o);
+            keep("residual", il, &x);
         }
+        self.capture = cap;
         ops::rms_norm(&mut x, &self.w.output_norm.data, c.rms_eps);
         ops::matvec(&self.w.lm_head().data, &x, &mut self.logits);
         self.n_pos += 1;

@@ -2,6 +2,7 @@
 
 pub mod buffers;
 pub mod builder;
+pub mod capture;
 pub mod context;
 pub mod kernels;
 pub mod model;

@@ -41,12 +41,15 @@ pub struct GpuModel {
     pub ctx: GpuContext,
     pub cfg: Config,
     pub weights: ModelWeights<GpuTensor>,
-    step: wgpu::Buffer,
+    pub(crate) step: wgpu::Buffer,
     pub segments: Vec<Segment>,
     acts: Acts,
     /// The logits buffer ([n_vocab]), shared with the profiler's step.
     pub(crate) acts_logits: wgpu::Buffer,
     pub(crate) profiler: Option<super::profile::Profiler>,
+    pub(crate) capture: Option<super::capture::Capture>,
+    pub(crate) kernels: Kernels,
+    pub(crate) perturb_buffers: Vec<wgpu::Buffer>,
     pub(crate) last_timings: Vec<super::profile::OpTiming>,
     _k_cache: Vec<wgpu::Buffer>, // per layer [n_ctx, n_head_kv * head_dim]
     _v_cache: Vec<wgpu::Buffer>, // per layer [n_ctx, n_head_kv * head_dim_v]
@@ -187,6 +190,9 @@ impl GpuModel {
             acts,
             acts_logits,
             profiler: None,
+            capture: None,
+            kernels,
+            perturb_buffers: Vec::new(),
             last_timings: Vec::new(),
             _k_cache: k_cache,
             _v_cache: v_cache,
@@ -203,6 +209,11 @@ impl GpuModel {
     /// Record the whole step for position `pos` into one command encoder.
     fn encode(&self, pos: usize) -> wgpu::CommandBuffer {
         let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("token") });
+        if self.capture.is_some() {
+            self.encode_captured(pos, &mut enc);
+            enc.copy_buffer_to_buffer(&self.acts.logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
+            return enc.finish();
+        }
         for seg in &self.segments {
             match seg {
                 Segment::Pass(ds) => {

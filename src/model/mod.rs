@@ -7,3 +7,15 @@ pub mod weights;
 
 pub use config::{Activation, Arch, Config, LayerPlan, RopeStyle};
 pub use weights::{LayerWeights, ModelWeights};
+
+/// The intermediates `lanterna compare` captures in every layer, in forward order.
+/// Both executors name them the same way.
+pub const CAPTURE_NAMES: [&str; 9] = ["attn_norm", "q", "k", "v", "attn", "attn_out", "ffn_norm", "ffn_out", "residual"];
+
+/// One captured intermediate of one forward step.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    pub name: &'static str,
+    pub layer: usize,
+    pub data: Vec<f32>,
+}

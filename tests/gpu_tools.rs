@@ -1,0 +1,136 @@
+//! `lanterna compare` and `lanterna profile`: the comparison passes on the real models
+//! and catches a deliberately broken kernel by name; profiling accounts for the token's
+//! time, writes a valid Chrome trace, and never changes the tokens.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use lanterna::compare::{compare, Tolerances};
+use lanterna::cpu::CpuModel;
+use lanterna::gguf::GgufFile;
+use lanterna::gpu::GpuModel;
+use lanterna::model::Config;
+use lanterna::tokenizer::Tokenizer;
+use serde_json::Value;
+
+/// The bound: per-kernel times must add up to the token's measured time within 10%.
+const PROFILE_COVERAGE_TOL: f64 = 0.10;
+
+fn models_for(m: &RealModel, n_ctx: usize) -> Option<(CpuModel, GpuModel, Tokenizer)> {
+    let ctx = gpu()?;
+    let g = GgufFile::open(model_path(m)).unwrap();
+    let cfg = Config::from_gguf(&g).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    Some((CpuModel::load(&g, cfg.clone(), n_ctx).unwrap(), GpuModel::load_on(ctx, &g, cfg, n_ctx).unwrap(), tok))
+}
+
+fn compare_passes(m: &RealModel) {
+    let Some((mut cpu, mut gpu, tok)) = models_for(m, 32) else { return };
+    let mut seq = tok.encode("The capital of France is").unwrap();
+    seq.extend(tok.encode(" Paris, and the capital").unwrap().iter().skip(usize::from(tok.add_bos)));
+    let r = compare(&mut cpu, &mut gpu, &seq, Tolerances::default()).unwrap();
+    let worst = r.tensors.iter().map(|t| t.nmse).fold(0f64, f64::max);
+    println!("{}: {} tensors × {} positions, worst NMSE {worst:.2e}", m.name, r.tensors.len(), seq.len());
+    assert!(r.pass, "{}: compare failed at {:?}", m.name, r.first_over.map(|i| &r.tensors[i]));
+    assert_eq!(r.tensors.len(), cpu.cfg.n_layer * lanterna::model::CAPTURE_NAMES.len() + 1);
+    assert!(r.tensors.iter().all(|t| t.nmse.is_finite() && t.max_abs.is_finite()));
+}
+
+#[test]
+fn compare_passes_on_smollm2() {
+    compare_passes(&SMOLLM2);
+}
+
+#[test]
+fn compare_passes_on_gemma3() {
+    compare_passes(&GEMMA3);
+}
+
+#[test]
+fn compare_names_a_perturbed_kernel() {
+    let Some((mut cpu, mut gpu, tok)) = models_for(&GEMMA3, 16) else { return };
+    let seq = tok.encode("The capital of France is").unwrap();
+    // Cases: (dispatch to break, tensor it must name, layer).
+    gpu.perturb("blk.2.rope_k", 0.25).unwrap();
+    let r = compare(&mut cpu, &mut gpu, &seq, Tolerances::default()).unwrap();
+    assert!(!r.pass);
+    let first = &r.tensors[r.first_over.expect("a perturbed kernel must be found")];
+    assert_eq!((first.tensor.as_str(), first.layer), ("k", Some(2)), "{first:?}");
+    // Everything before it is still within tolerance.
+    assert!(r.tensors[..r.first_over.unwrap()].iter().all(|t| !t.over));
+}
+
+#[test]
+fn compare_cli_fails_and_names_the_tensor() {
+    if gpu().is_none() {
+        return;
+    }
+    let p = model_path(&SMOLLM2);
+    let o = Command::new(env!("CARGO_BIN_EXE_lanterna"))
+        .args(["compare", "-m", p.to_str().unwrap(), "-p", "The capital of France is", "-n", "2", "--perturb", "blk.3.ffn_down"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("first over tolerance: ffn_out in layer 3"), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l.starts_with("ffn_out") && l.contains(" 3 ") && l.contains("<-- first over tolerance")), "{out}");
+}
+
+fn lanterna_json(args: &[&str]) -> Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_lanterna")).args(args).output().unwrap();
+    assert!(o.status.success(), "lanterna {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn profile_checks(m: &RealModel) {
+    if gpu().is_none() {
+        return;
+    }
+    let p = model_path(m);
+    let p = p.to_str().unwrap();
+    let trace = std::env::temp_dir().join(format!("lanterna-trace-{}-{}.json", m.name, std::process::id()));
+    let prompt = "Once upon a time";
+    let prof = lanterna_json(&["profile", "-m", p, "-p", prompt, "-n", "4", "--json", "--trace", trace.to_str().unwrap()]);
+    for phase in ["prefill", "decode"] {
+        let ph = &prof[phase];
+        let (k, w) = (ph["kernel_ms_per_token"].as_f64().unwrap(), ph["wall_ms_per_token"].as_f64().unwrap());
+        println!("{} {phase}: kernels {k:.2} ms, token {w:.2} ms per token", m.name);
+        assert!(k > 0.0 && ph["kernels"].as_array().unwrap().iter().any(|r| r["kernel"].as_str().unwrap().starts_with("matvec_")));
+        if phase == "decode" {
+            // Prefill's first token includes pipeline compilation (CPU time, not GPU work).
+            assert!((k - w).abs() <= PROFILE_COVERAGE_TOL * w, "{} decode: kernels {k} ms vs token {w} ms", m.name);
+        }
+    }
+
+    // The trace is Chrome trace-event JSON: complete events with names, times, durations.
+    let t: Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    let ev = t["traceEvents"].as_array().unwrap();
+    let slices: Vec<&Value> = ev.iter().filter(|e| e["ph"] == "X" && e["tid"] == 0).collect();
+    assert!(!slices.is_empty());
+    for e in &slices {
+        assert!(e["name"].is_string() && e["ts"].as_f64().unwrap() >= 0.0 && e["dur"].as_f64().unwrap() >= 0.0, "{e}");
+    }
+    assert!(slices.iter().any(|e| e["name"] == "blk.0.attn_q"));
+    assert!(slices.iter().any(|e| e["name"] == "output"));
+    let n_tokens = ev.iter().filter(|e| e["ph"] == "X" && e["tid"] == 1).count();
+    assert_eq!(n_tokens, prof["prompt_tokens"].as_array().unwrap().len() + 4);
+    assert_eq!(slices.len() % n_tokens, 0, "every token has the same passes");
+    let _ = std::fs::remove_file(&trace);
+
+    // Profiling never changes the tokens.
+    let run = lanterna_json(&["run", "-m", p, "--device", "gpu", "--temp", "0", "-n", "4", "--ignore-eos", "--json", "-p", prompt]);
+    assert_eq!(ids(&run["tokens"]), ids(&prof["tokens"]), "{}: profiled and plain runs differ", m.name);
+}
+
+#[test]
+fn profile_smollm2() {
+    profile_checks(&SMOLLM2);
+}
+
+#[test]
+fn profile_gemma3() {
+    profile_checks(&GEMMA3);
+}
