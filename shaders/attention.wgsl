@@ -11,6 +11,10 @@ struct Params {
     n_ctx: u32,       // scores row length
     window: u32,      // 0: attend to every position
     scale: f32,
+    softcap: f32,     // > 0: scores become softcap * tanh(score / softcap) (Gemma 2)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct Step {
@@ -79,6 +83,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             d += Q[q0 + i] * K[p * P.k_stride + k0 + i];
         }
         d *= P.scale;
+        if (P.softcap > 0.0) {
+            // tanh through exp, clamped: some drivers' tanh overflows for large |x|.
+            let z = clamp(d / P.softcap, -15.0, 15.0);
+            let e2 = exp(2.0 * z);
+            d = P.softcap * (e2 - 1.0) / (e2 + 1.0);
+        }
         Sc[s0 + p] = d;
         m = max(m, d);
     }

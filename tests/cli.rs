@@ -139,7 +139,7 @@ fn bad_files_exit_nonzero_with_a_message() {
     let mut w = small_gguf();
     w.metadata[0].1 = MetaValue::String("mamba".into());
     let p = tiny_file("arch.gguf", &w.to_bytes());
-    assert_clean_failure(&["info", "-m", &p], "not supported (supported: llama, gemma3)");
+    assert_clean_failure(&["info", "-m", &p], "not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3)");
 }
 
 #[test]

@@ -140,7 +140,7 @@ fn rope_both_styles_partial_rotation() {
     let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
     let mut table = Vec::new();
     for p in 0..n_ctx {
-        for (c, s) in ops::rope_cos_sin(n_rot, p, 10000.0, 0.5, Some(&freq)) {
+        for (c, s) in ops::rope_cos_sin(n_rot, p, 10000.0, 0.5, Some(&freq), 1.0) {
             table.extend([c, s]);
         }
     }
@@ -167,12 +167,12 @@ fn attention_grouped_causal_and_windowed() {
     let k: Vec<f32> = rand_f32(n_ctx * ks, 32).iter().map(|v| v * 3.0).collect();
     let v = rand_f32(n_ctx * vs, 33);
     let scale = 1.0 / (hd as f32).sqrt();
-    for window in [0usize, 10] {
+    for (window, softcap) in [(0usize, None), (10, None), (0, Some(1.5f32))] {
         let first = if window > 0 { n_pos.saturating_sub(window) } else { 0 };
         let mut want = vec![0f32; n_head * hdv];
         for h in 0..n_head {
             let kvh = h / (n_head / n_head_kv);
-            ops::attention_head(&q[h * hd..(h + 1) * hd], &k, ks, kvh * hd, &v, vs, kvh * hdv, first, n_pos, scale, &mut want[h * hdv..(h + 1) * hdv]);
+            ops::attention_head(&q[h * hd..(h + 1) * hd], &k, ks, kvh * hd, &v, vs, kvh * hdv, first, n_pos, scale, softcap, &mut want[h * hdv..(h + 1) * hdv]);
         }
         let qb = f32_buffer_init(&r.ctx, "q", &q);
         let kb = f32_buffer_init(&r.ctx, "k", &k);
@@ -188,11 +188,13 @@ fn attention_grouped_causal_and_windowed() {
             n_ctx: n_ctx as u32,
             window: window as u32,
             scale,
+            softcap: softcap.unwrap_or(0.0),
+            _pad: [0; 3],
         };
         let d = r.builder().attention("attention", &qb, &kb, &vb, &sb, &ob, n_head as u32, p).unwrap();
         run_once(&r.ctx, &r.step, Step { pos: n_pos as u32 - 1, n_pos: n_pos as u32, ..Default::default() }, &[d]).unwrap();
         let e = nmse(&read_f32(&r.ctx, &ob, n_head * hdv).unwrap(), &want);
-        assert!(e < F32_NMSE, "attention window {window}: NMSE {e:e}");
+        assert!(e < F32_NMSE, "attention window {window} softcap {softcap:?}: NMSE {e:e}");
     }
 }
 

@@ -7,7 +7,7 @@ pub mod ops;
 use crate::error::{Error, Result};
 use crate::generate::Executor;
 use crate::gguf::GgufFile;
-use crate::model::{Captured, Config, ModelWeights};
+use crate::model::{rope_factors, Captured, Config, ModelWeights};
 
 /// A dequantized tensor; `rows` × `cols` row-major (ggml dims `[cols, rows]`).
 pub struct CpuTensor {
@@ -28,6 +28,8 @@ pub struct CpuModel {
     logits: Vec<f32>, // [n_vocab]
     /// When set, every forward step appends its intermediates here (for `compare`).
     pub capture: Option<Vec<Captured>>,
+    /// [n_rot/2] RoPE frequency divisors (Llama 3.1, Phi-3 LongRoPE), if any.
+    freq_factors: Option<Vec<f32>>,
 }
 
 impl CpuModel {
@@ -37,7 +39,8 @@ impl CpuModel {
         })?;
         let n_layer = cfg.n_layer;
         let logits = vec![0.0; cfg.n_vocab];
-        Ok(CpuModel { cfg, w, k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_ctx, n_pos: 0, logits, capture: None })
+        let freq_factors = rope_factors(g, &cfg, n_ctx)?;
+        Ok(CpuModel { cfg, w, k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_ctx, n_pos: 0, logits, capture: None, freq_factors })
     }
 }
 
@@ -69,7 +72,7 @@ impl Executor for CpuModel {
         let e = c.n_embd;
         let embd = &self.w.token_embd;
         let mut x: Vec<f32> = embd.data[token as usize * e..(token as usize + 1) * e].iter().map(|v| v * c.embd_scale).collect();
-        let rope_freqs = self.w.rope_freqs.as_ref().map(|t| t.data.as_slice());
+        let freq_factors = self.freq_factors.as_deref();
 
         let mut xn = vec![0f32; e];
         let mut q = vec![0f32; c.q_dim()];
@@ -95,12 +98,18 @@ impl Executor for CpuModel {
             ops::matvec(&lw.attn_q.data, &xn, &mut q);
             ops::matvec(&lw.attn_k.data, &xn, &mut k);
             ops::matvec(&lw.attn_v.data, &xn, &mut v);
+            for (out, bias) in [(&mut q, &lw.attn_q_bias), (&mut k, &lw.attn_k_bias), (&mut v, &lw.attn_v_bias)] {
+                if let Some(b) = bias {
+                    ops::add(out, &b.data);
+                }
+            }
             if let (Some(qn), Some(kn)) = (&lw.attn_q_norm, &lw.attn_k_norm) {
                 q.chunks_exact_mut(c.head_dim).for_each(|h| ops::rms_norm(h, &qn.data, c.rms_eps));
                 k.chunks_exact_mut(c.head_dim).for_each(|h| ops::rms_norm(h, &kn.data, c.rms_eps));
             }
-            ops::rope(&mut q, c.head_dim, c.n_rot, pos, plan.rope_base, plan.rope_scale, rope_freqs, c.rope_style);
-            ops::rope(&mut k, c.head_dim, c.n_rot, pos, plan.rope_base, plan.rope_scale, rope_freqs, c.rope_style);
+            let cs = ops::rope_cos_sin(c.n_rot, pos, plan.rope_base, plan.rope_scale, freq_factors, c.rope_attn_factor);
+            ops::rope_with(&mut q, c.head_dim, c.n_rot, &cs, c.rope_style);
+            ops::rope_with(&mut k, c.head_dim, c.n_rot, &cs, c.rope_style);
             keep("q", il, &q);
             keep("k", il, &k);
             keep("v", il, &v);
@@ -120,6 +129,7 @@ impl Executor for CpuModel {
                     first,
                     pos + 1,
                     c.attn_scale,
+                    c.attn_softcap,
                     &mut att[h * c.head_dim_v..(h + 1) * c.head_dim_v],
                 );
             }
@@ -149,6 +159,9 @@ impl Executor for CpuModel {
         self.capture = cap;
         ops::rms_norm(&mut x, &self.w.output_norm.data, c.rms_eps);
         ops::matvec(&self.w.lm_head().data, &x, &mut self.logits);
+        if let Some(cap) = c.final_softcap {
+            ops::softcap(&mut self.logits, cap);
+        }
         self.n_pos += 1;
         Ok(&self.logits)
     }

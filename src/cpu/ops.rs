@@ -52,14 +52,14 @@ pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
 /// with ext_factor 0 (no YaRN): θ_i = scale · pos · base^(-2i/n_rot) / freq_factor_i, with
 /// base^(-2/n_rot) accumulated in f32 exactly as ggml does. The GPU's RoPE table is
 /// built with this same function.
-pub fn rope_cos_sin(n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>) -> Vec<(f32, f32)> {
+pub fn rope_cos_sin(n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>, mscale: f32) -> Vec<(f32, f32)> {
     let theta_scale = base.powf(-2.0 / n_rot as f32);
     let mut cs = Vec::with_capacity(n_rot / 2);
     let mut theta = pos as f32;
     for i in 0..n_rot / 2 {
         let ff = freq_factors.map_or(1.0, |f| f[i]);
         let t = scale * (theta / ff);
-        cs.push((t.cos(), t.sin()));
+        cs.push((t.cos() * mscale, t.sin() * mscale));
         theta *= theta_scale;
     }
     cs
@@ -68,7 +68,7 @@ pub fn rope_cos_sin(n_rot: usize, pos: usize, base: f32, scale: f32, freq_factor
 /// Rotate the first `n_rot` dimensions of each `head_dim`-wide head of `x` by position `pos`.
 #[allow(clippy::too_many_arguments)]
 pub fn rope(x: &mut [f32], head_dim: usize, n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>, style: RopeStyle) {
-    rope_with(x, head_dim, n_rot, &rope_cos_sin(n_rot, pos, base, scale, freq_factors), style);
+    rope_with(x, head_dim, n_rot, &rope_cos_sin(n_rot, pos, base, scale, freq_factors, 1.0), style);
 }
 
 /// Rotate with precomputed (cos, sin) pairs.
@@ -115,6 +115,7 @@ pub fn attention_head(
     first: usize,
     n_pos: usize,
     scale: f32,
+    softcap_at: Option<f32>,
     out: &mut [f32],
 ) {
     let hd = q.len();
@@ -122,6 +123,9 @@ pub fn attention_head(
     let mut scores: Vec<f32> = (first..n_pos)
         .map(|p| dot(q, &keys[p * k_stride + k_off..p * k_stride + k_off + hd]) * scale)
         .collect();
+    if let Some(cap) = softcap_at {
+        softcap(&mut scores, cap);
+    }
     softmax(&mut scores);
     out.iter_mut().for_each(|o| *o = 0.0);
     for (p, w) in (first..n_pos).zip(&scores) {
@@ -129,6 +133,13 @@ pub fn attention_head(
         for (o, x) in out.iter_mut().zip(v) {
             *o += w * x;
         }
+    }
+}
+
+/// x ← cap · tanh(x / cap): Gemma 2's soft-capping of attention scores and logits.
+pub fn softcap(x: &mut [f32], cap: f32) {
+    for v in x.iter_mut() {
+        *v = cap * (*v / cap).tanh();
     }
 }
 
@@ -251,7 +262,7 @@ mod tests {
         let k = rand_vec(8, 7);
         let v = rand_vec(8, 8);
         let mut out = vec![0.0; 8];
-        attention_head(&q, &k, 8, 0, &v, 8, 0, 0, 1, 0.3, &mut out);
+        attention_head(&q, &k, 8, 0, &v, 8, 0, 0, 1, 0.3, None, &mut out);
         assert_eq!(out, v);
     }
 }

@@ -142,6 +142,15 @@ impl Builder<'_> {
     }
 }
 
+impl Builder<'_> {
+    /// x = cap * tanh(x / cap), in place.
+    pub fn softcap(&mut self, label: &str, x: &wgpu::Buffer, n: u32, cap: f32) -> Result<Dispatch> {
+        let pb = uniform(&self.ctx.device, label, &SoftcapParams { n, cap, _pad: [0; 2] });
+        let traffic = Traffic { read: n as u64 * 4, written: n as u64 * 4, read_per_pos: 0 };
+        self.dispatch(Kernel::Softcap, label, &[(0, x), (1, &pb)], n.div_ceil(WG), traffic, (x, n))
+    }
+}
+
 /// Run dispatches once in one pass and wait (tests and one-off work).
 pub fn run_once(ctx: &GpuContext, step: &wgpu::Buffer, s: Step, dispatches: &[Dispatch]) -> Result<()> {
     ctx.queue.write_buffer(step, 0, bytemuck::bytes_of(&s));

@@ -25,9 +25,10 @@ pub struct Capture {
     pub floats: usize,
 }
 
-/// A deliberate perturbation belongs to the dispatch it follows.
+/// A dispatch labelled "X+something" (a bias add, a deliberate perturbation) finishes
+/// the output of dispatch "X": it is captured after it.
 fn base_label(label: &str) -> &str {
-    label.strip_suffix(PERTURBATION).unwrap_or(label)
+    label.split('+').next().unwrap_or(label)
 }
 
 const PERTURBATION: &str = "+perturbation";

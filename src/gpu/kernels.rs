@@ -41,6 +41,7 @@ pub enum Kernel {
     Attention,
     Glu,
     Add,
+    Softcap,
     /// The plain f32 copy the profiler measures the adapter's ceiling with.
     Stream,
 }
@@ -56,6 +57,7 @@ impl Kernel {
             Kernel::Attention => "attention".into(),
             Kernel::Glu => "glu".into(),
             Kernel::Add => "add".into(),
+            Kernel::Softcap => "softcap".into(),
             Kernel::Stream => "stream_f32".into(),
         }
     }
@@ -71,6 +73,7 @@ impl Kernel {
             Kernel::Attention => (include_str!("../../shaders/attention.wgsl").into(), "main"),
             Kernel::Glu => (include_str!("../../shaders/glu.wgsl").into(), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
+            Kernel::Softcap => (include_str!("../../shaders/softcap.wgsl").into(), "main"),
             Kernel::Stream => (include_str!("../../shaders/stream.wgsl").into(), "main"),
         }
     }

@@ -13,7 +13,7 @@ use crate::cpu::ops::rope_cos_sin;
 use crate::error::{Error, Result};
 use crate::generate::Executor;
 use crate::gguf::GgufFile;
-use crate::model::{Config, ModelWeights};
+use crate::model::{rope_factors, Config, ModelWeights};
 
 /// A run of dispatches in one compute pass, or a copy between passes.
 pub enum Segment {
@@ -93,10 +93,7 @@ impl GpuModel {
         let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.v_cache"), n_ctx * c.v_dim())).collect();
 
         // One RoPE table per distinct (base, scale), for every position of the context.
-        let freq_factors = match g.tensor("rope_freqs.weight") {
-            Some(t) => Some(g.dequantize(t)?),
-            None => None,
-        };
+        let freq_factors = rope_factors(g, &cfg, n_ctx)?;
         let mut table_keys: Vec<(u32, u32)> = Vec::new();
         let mut rope_tables = Vec::new();
         for plan in &c.layers {
@@ -104,7 +101,7 @@ impl GpuModel {
             if !table_keys.contains(&key) {
                 let mut data = Vec::with_capacity(n_ctx * c.n_rot);
                 for pos in 0..n_ctx {
-                    for (cos, sin) in rope_cos_sin(c.n_rot, pos, plan.rope_base, plan.rope_scale, freq_factors.as_deref()) {
+                    for (cos, sin) in rope_cos_sin(c.n_rot, pos, plan.rope_base, plan.rope_scale, freq_factors.as_deref(), c.rope_attn_factor) {
                         data.push(cos);
                         data.push(sin);
                     }
@@ -126,6 +123,11 @@ impl GpuModel {
             pass.extend(b.matvec(&l("attn_q"), &lw.attn_q, &acts.xn, &acts.q)?);
             pass.extend(b.matvec(&l("attn_k"), &lw.attn_k, &acts.xn, &acts.k)?);
             pass.extend(b.matvec(&l("attn_v"), &lw.attn_v, &acts.xn, &acts.v)?);
+            for (name, out, bias, n) in [("attn_q", &acts.q, &lw.attn_q_bias, c.q_dim()), ("attn_k", &acts.k, &lw.attn_k_bias, c.k_dim()), ("attn_v", &acts.v, &lw.attn_v_bias, c.v_dim())] {
+                if let Some(bias) = bias {
+                    pass.push(b.add(&format!("{}+bias", l(name)), out, &bias.parts[0].buffer, n as u32)?);
+                }
+            }
             if let (Some(qn), Some(kn)) = (&lw.attn_q_norm, &lw.attn_k_norm) {
                 pass.push(b.rms_norm_inplace(&l("attn_q_norm"), &acts.q, &qn.parts[0].buffer, c.n_head as u32, c.head_dim as u32, eps)?);
                 pass.push(b.rms_norm_inplace(&l("attn_k_norm"), &acts.k, &kn.parts[0].buffer, c.n_head_kv as u32, c.head_dim as u32, eps)?);
@@ -148,6 +150,8 @@ impl GpuModel {
                 n_ctx: n_ctx as u32,
                 window: plan.window.unwrap_or(0) as u32,
                 scale: c.attn_scale,
+                softcap: c.attn_softcap.unwrap_or(0.0),
+                _pad: [0; 3],
             };
             pass.push(b.attention(&l("attention"), &acts.q, &k_cache[il], &v_cache[il], &acts.scores, &acts.att, c.n_head as u32, ap)?);
             pass.extend(b.matvec(&l("attn_output"), &lw.attn_output, &acts.att, &acts.o)?);
@@ -171,6 +175,9 @@ impl GpuModel {
         }
         pass.push(b.rms_norm("output_norm", &acts.x, &acts.xn, &weights.output_norm.parts[0].buffer, 1, e, eps)?);
         pass.extend(b.matvec("output", weights.lm_head(), &acts.xn, &acts.logits)?);
+        if let Some(cap) = c.final_softcap {
+            pass.push(b.softcap("output+softcap", &acts.logits, c.n_vocab as u32, cap)?);
+        }
         segments.push(Segment::Pass(pass));
 
         let staging = staging_buffer(&ctx, "logits staging", (c.n_vocab * 4) as u64);

@@ -73,8 +73,21 @@ pub struct AttnParams {
     pub n_ctx: u32,
     pub window: u32,
     pub scale: f32,
+    /// Scores become softcap·tanh(s/softcap) when > 0 (Gemma 2).
+    pub softcap: f32,
+    pub _pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<AttnParams>() == 32);
+const _: () = assert!(std::mem::size_of::<AttnParams>() == 48);
+
+/// shaders/softcap.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct SoftcapParams {
+    pub n: u32,
+    pub cap: f32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<SoftcapParams>() == 16);
 
 /// shaders/glu.wgsl and shaders/add.wgsl
 #[repr(C)]

@@ -7,17 +7,32 @@ use crate::gguf::GgufFile;
 pub enum Arch {
     /// Llama 2/3, CodeLlama, Mistral, DeepSeek-Coder, SmolLM2
     Llama,
-    /// Gemma 3
+    /// Qwen 2 / 2.5: q/k/v biases
+    Qwen2,
+    /// Qwen 3: per-head q/k RMS norms
+    Qwen3,
+    /// Gemma 1: GELU, scaled embeddings, tied output
+    Gemma,
+    /// Gemma 2: soft-capping, alternating sliding-window layers, post-norms
+    Gemma2,
+    /// Gemma 3: q/k norms, post-norms, local/global layers with their own RoPE bases
     Gemma3,
+    /// Phi-3: fused QKV and gate/up tensors
+    Phi3,
 }
 
 impl Arch {
-    pub const SUPPORTED: &'static [&'static str] = &["llama", "gemma3"];
+    pub const SUPPORTED: &'static [&'static str] = &["llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3"];
 
     pub fn from_name(name: &str) -> Result<Arch> {
         match name {
             "llama" => Ok(Arch::Llama),
+            "qwen2" => Ok(Arch::Qwen2),
+            "qwen3" => Ok(Arch::Qwen3),
+            "gemma" => Ok(Arch::Gemma),
+            "gemma2" => Ok(Arch::Gemma2),
             "gemma3" => Ok(Arch::Gemma3),
+            "phi3" => Ok(Arch::Phi3),
             _ => Err(Error::UnsupportedArch { arch: name.to_string(), supported: Arch::SUPPORTED.join(", ") }),
         }
     }
@@ -25,7 +40,12 @@ impl Arch {
     pub fn family(self) -> &'static str {
         match self {
             Arch::Llama => "Llama (Llama 2/3, CodeLlama, Mistral, DeepSeek-Coder, SmolLM2)",
+            Arch::Qwen2 => "Qwen 2",
+            Arch::Qwen3 => "Qwen 3",
+            Arch::Gemma => "Gemma",
+            Arch::Gemma2 => "Gemma 2",
             Arch::Gemma3 => "Gemma 3",
+            Arch::Phi3 => "Phi-3",
         }
     }
 }
@@ -84,6 +104,14 @@ pub struct Config {
     pub qk_norm: bool,
     /// RMS norms on the attention and FFN outputs before the residual add (Gemma 2/3).
     pub post_norms: bool,
+    /// Attention scores become cap·tanh(s/cap) before the softmax (Gemma 2).
+    pub attn_softcap: Option<f32>,
+    /// Logits become cap·tanh(l/cap) (Gemma 2).
+    pub final_softcap: Option<f32>,
+    /// Multiplies RoPE's cos and sin (LongRoPE / YaRN attention factor; 1 otherwise).
+    pub rope_attn_factor: f32,
+    /// Context the model was trained with before RoPE scaling (chooses Phi-3's LongRoPE factors).
+    pub n_ctx_orig: usize,
     pub layers: Vec<LayerPlan>,
 }
 
@@ -138,25 +166,29 @@ impl Config {
         };
 
         let plain = LayerPlan { window: None, rope_base, rope_scale };
-        let cfg = match arch {
-            Arch::Llama => Config {
-                arch,
-                n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, head_dim_v, n_ff, n_ctx_train, rms_eps, n_rot,
-                rope_style: RopeStyle::Norm,
-                attn_scale: 1.0 / (head_dim as f32).sqrt(),
-                embd_scale: 1.0,
-                act: Activation::Silu,
-                qk_norm: false,
-                post_norms: false,
-                layers: vec![plan_with_window(&plain, g.get_u64_or(&key(&name, "attention.sliding_window"), 0)?); n_layer],
-            },
+        // How each architecture differs, as llama.cpp builds its graph (src/models/<arch>.cpp).
+        use Activation::*;
+        use RopeStyle::*;
+        let (rope_style, act, embd_sqrt, qk_norm, post_norms) = match arch {
+            Arch::Llama => (Norm, Silu, false, false, false),
+            Arch::Qwen2 | Arch::Phi3 => (Neox, Silu, false, false, false),
+            Arch::Qwen3 => (Neox, Silu, false, true, false),
+            Arch::Gemma => (Neox, GeluTanh, true, false, false),
+            Arch::Gemma2 => (Neox, GeluTanh, true, false, true),
+            Arch::Gemma3 => (Neox, GeluTanh, true, true, true),
+        };
+        let window = g.get_u64_or(&key(&name, "attention.sliding_window"), 0)? as usize;
+        let layers: Vec<LayerPlan> = match arch {
+            // Mistral-style models put a window on every layer when the file sets one.
+            Arch::Llama => vec![plan_with_window(&plain, window as u64); n_layer],
+            // Gemma 2 alternates: even layers local, odd layers global (llama.cpp's period 2).
+            Arch::Gemma2 => (0..n_layer).map(|il| if window > 0 && il % 2 == 0 { plan_with_window(&plain, window as u64) } else { plain.clone() }).collect(),
             Arch::Gemma3 => {
-                // llama.cpp: sliding-window layers use their own RoPE base (10000 unless the
-                // file says otherwise) and no scaling; every `pattern`-th layer is global.
-                let window = g.get_u64_or(&key(&name, "attention.sliding_window"), 0)? as usize;
+                // Local layers use their own RoPE base (10000 unless the file says otherwise)
+                // and no scaling; every `pattern`-th layer is global (llama.cpp's default 6).
                 let pattern = g.get_u64_or(&key(&name, "attention.sliding_window_pattern"), 6)? as usize;
                 let swa_base = g.get_f32_opt(&key(&name, "rope.freq_base_swa"))?.unwrap_or(10000.0);
-                let layers = (0..n_layer)
+                (0..n_layer)
                     .map(|il| {
                         let swa = window > 0 && (pattern == 0 || il % pattern < pattern - 1);
                         if swa {
@@ -165,22 +197,32 @@ impl Config {
                             plain.clone()
                         }
                     })
-                    .collect();
-                // llama.cpp scales queries by 1/sqrt(n_embd/n_head) for the 27B model
-                // (62 layers) and by 1/sqrt(head_dim) for every other size.
-                let scale_dim = if n_layer == 62 { n_embd / n_head } else { head_dim };
-                Config {
-                    arch,
-                    n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, head_dim_v, n_ff, n_ctx_train, rms_eps, n_rot,
-                    rope_style: RopeStyle::Neox,
-                    attn_scale: 1.0 / (scale_dim as f32).sqrt(),
-                    embd_scale: (n_embd as f32).sqrt(),
-                    act: Activation::GeluTanh,
-                    qk_norm: true,
-                    post_norms: true,
-                    layers,
-                }
+                    .collect()
             }
+            // Qwen, Phi-3 (llama.cpp ignores Phi-3's window key) and Gemma 1: no window.
+            _ => vec![plain.clone(); n_layer],
+        };
+        // llama.cpp scales Gemma 2/3 queries by 1/sqrt(n_embd/n_head) for the 27B models
+        // (46 and 62 layers) and by 1/sqrt(head_dim) for every other size and family.
+        let scale_dim = match (arch, n_layer) {
+            (Arch::Gemma2, 46) | (Arch::Gemma3, 62) => n_embd / n_head,
+            _ => head_dim,
+        };
+        let softcap = |k: &str| -> Result<Option<f32>> { Ok(g.get_f32_opt(&key(&name, k))?.filter(|&c| c > 0.0)) };
+        let cfg = Config {
+            arch,
+            n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, head_dim_v, n_ff, n_ctx_train, rms_eps, n_rot,
+            rope_style,
+            attn_scale: 1.0 / (scale_dim as f32).sqrt(),
+            embd_scale: if embd_sqrt { (n_embd as f32).sqrt() } else { 1.0 },
+            act,
+            qk_norm,
+            post_norms,
+            attn_softcap: if arch == Arch::Gemma2 { softcap("attn_logit_softcapping")? } else { None },
+            final_softcap: if arch == Arch::Gemma2 { softcap("final_logit_softcapping")? } else { None },
+            rope_attn_factor: g.get_f32_opt(&key(&name, "rope.scaling.attn_factor"))?.unwrap_or(1.0),
+            n_ctx_orig: g.get_u64_or(&key(&name, "rope.scaling.original_context_length"), n_ctx_train as u64)? as usize,
+            layers,
         };
         Ok(cfg)
     }

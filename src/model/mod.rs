@@ -6,7 +6,7 @@ pub mod config;
 pub mod weights;
 
 pub use config::{Activation, Arch, Config, LayerPlan, RopeStyle};
-pub use weights::{LayerWeights, ModelWeights};
+pub use weights::{rope_factors, row_view, LayerWeights, ModelWeights};
 
 /// The intermediates `lanterna compare` captures in every layer, in forward order.
 /// Both executors name them the same way.
