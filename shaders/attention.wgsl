@@ -19,16 +19,16 @@ struct Params {
 
 struct Step {
     token: u32,
-    pos: u32,
-    n_pos: u32,
-    _pad: u32,
+    pos: u32,       // position of the first token of this step
+    n_pos: u32,     // positions the first token sees (pos + 1)
+    n_tokens: u32,
 }
 
-@group(0) @binding(0) var<storage, read> Q: array<f32>;        // [n_head, head_dim]
+@group(0) @binding(0) var<storage, read> Q: array<f32>;        // [tokens, n_head, head_dim]
 @group(0) @binding(1) var<storage, read> K: array<f32>;        // [n_ctx, n_head_kv * head_dim]
 @group(0) @binding(2) var<storage, read> V: array<f32>;        // [n_ctx, n_head_kv * head_dim_v]
-@group(0) @binding(3) var<storage, read_write> Sc: array<f32>; // [n_head, n_ctx] scratch
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;  // [n_head, head_dim_v]
+@group(0) @binding(3) var<storage, read_write> Sc: array<f32>; // [tokens, n_head, n_ctx] scratch
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;  // [tokens, n_head, head_dim_v]
 @group(0) @binding(5) var<uniform> P: Params;
 @group(0) @binding(6) var<uniform> S: Step;
 
@@ -64,17 +64,21 @@ fn reduce_sum(lid: u32, v: f32) -> f32 {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
+    // Token k of the step (y workgroup row) sees positions up to pos + k: causal.
+    let k = wid.y;
+    let n_head = nwg.x;
     let kvh = h / P.group;
-    let n = S.n_pos;
+    let n = S.n_pos + k;
     var first = 0u;
     if (P.window > 0u && n > P.window) {
         first = n - P.window;
     }
-    let q0 = h * P.head_dim;
+    let q0 = (k * n_head + h) * P.head_dim;
     let k0 = kvh * P.head_dim;
-    let s0 = h * P.n_ctx;
+    let s0 = (k * n_head + h) * P.n_ctx;
 
     var m = -3.4e38;
     for (var p = first + lid; p < n; p += WG) {
@@ -108,6 +112,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var p = first; p < n; p++) {
             acc += Sc[s0 + p] * V[p * P.v_stride + v0 + i];
         }
-        O[h * P.head_dim_v + i] = acc / sum;
+        O[(k * n_head + h) * P.head_dim_v + i] = acc / sum;
     }
 }

@@ -21,7 +21,14 @@ const WG: u32 = 64u;
 override TPR: u32 = 8u;
 var<workgroup> partial: array<f32, WG>;
 
-fn xval(i: u32) -> f32 {
+// The block decoders accumulate in acc_t: one f32 here, four tokens at once in matmul.
+alias acc_t = f32;
+
+fn acc_zero() -> acc_t {
+    return 0.0;
+}
+
+fn xval(i: u32) -> acc_t {
     return X[i];
 }
 

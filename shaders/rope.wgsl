@@ -11,12 +11,12 @@ struct Params {
 
 struct Step {
     token: u32,
-    pos: u32,
+    pos: u32,       // position of the first token of this step
     n_pos: u32,
-    _pad: u32,
+    n_tokens: u32,  // tokens in this step (1 when decoding, a chunk in prefill)
 }
 
-@group(0) @binding(0) var<storage, read_write> Y: array<f32>;  // [n_heads, head_dim]
+@group(0) @binding(0) var<storage, read_write> Y: array<f32>;  // [tokens, n_heads, head_dim]
 @group(0) @binding(1) var<storage, read> T: array<vec2<f32>>;  // [n_ctx, n_rot/2] (cos, sin)
 @group(0) @binding(2) var<uniform> P: Params;
 @group(0) @binding(3) var<uniform> S: Step;
@@ -30,13 +30,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let h = t / half;
     let i = t % half;
-    var a = h * P.head_dim + 2u * i;
+    // One token per y workgroup row: token k of the step sits at position pos + k.
+    let k = gid.y;
+    let base = k * P.n_heads * P.head_dim + h * P.head_dim;
+    var a = base + 2u * i;
     var b = a + 1u;
     if (P.neox == 1u) {
-        a = h * P.head_dim + i;
+        a = base + i;
         b = a + half;
     }
-    let cs = T[S.pos * half + i];
+    let cs = T[(S.pos + k) * half + i];
     let x0 = Y[a];
     let x1 = Y[b];
     Y[a] = x0 * cs.x - x1 * cs.y;

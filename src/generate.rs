@@ -17,6 +17,15 @@ pub trait Executor {
     /// Process `token` at position `pos` (which must be the next free one) and return
     /// the logits over the vocabulary for the token that follows.
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]>;
+    /// Process several tokens starting at `pos` and return the logits after the last.
+    /// Executors that can batch prompt processing override this.
+    fn prefill(&mut self, tokens: &[u32], pos: usize) -> Result<&[f32]> {
+        let (last, rest) = tokens.split_last().ok_or_else(|| Error::Usage("no tokens to process".into()))?;
+        for (i, &t) in rest.iter().enumerate() {
+            self.forward(t, pos + i)?;
+        }
+        self.forward(*last, pos + rest.len())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,13 +106,7 @@ pub fn generate(
     }
     exec.reset();
     let t0 = Instant::now();
-    let mut logits: Vec<f32> = Vec::new();
-    for (pos, &t) in prompt.iter().enumerate() {
-        let l = exec.forward(t, pos)?;
-        if pos + 1 == prompt.len() {
-            logits = l.to_vec();
-        }
-    }
+    let mut logits: Vec<f32> = exec.prefill(prompt, 0)?.to_vec();
     let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
     let first_logits = logits.clone();
 

@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, GpuTensor};
-use lanterna::gpu::builder::{run_once, Builder};
-use lanterna::gpu::kernels::{uniform, Kernels};
+use lanterna::gpu::builder::{run_once, Batch, Builder};
+use lanterna::gpu::kernels::{uniform, Groups, Kernels};
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
 use lanterna::model::{Activation, RopeStyle};
@@ -37,7 +37,7 @@ fn rig() -> Option<Rig> {
 
 impl Rig {
     fn builder(&mut self) -> Builder<'_> {
-        Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step }
+        Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step, batch: None }
     }
 }
 
@@ -230,4 +230,37 @@ fn residual_add() {
     run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
     let e = nmse(&read_f32(&r.ctx, &xb, n).unwrap(), &want);
     assert!(e < F32_NMSE, "add: NMSE {e:e}");
+}
+
+#[test]
+fn matmul_every_type_for_a_chunk_of_tokens() {
+    let Some(mut r) = rig() else { return };
+    // 13 tokens: not a multiple of the 8 tokens a thread computes; 37 rows: not of 64.
+    let (rows, n_tok) = (37usize, 13u32);
+    for ty in GgmlType::ALL {
+        let blocks = if ty.block_size() == 1 { 75 } else if ty.block_size() == 32 { 5 } else { 2 };
+        let cols = blocks * ty.block_size() as usize;
+        let bytes = rand_tensor(ty, rows * cols, 500 + ty.id() as u64);
+        let x = rand_f32(16 * cols, 8); // buffer padded to a multiple of 8 tokens
+        let mut w = vec![0f32; rows * cols];
+        dequantize(ty, &bytes, &mut w).unwrap();
+        let mut want = vec![0f32; n_tok as usize * rows];
+        for t in 0..n_tok as usize {
+            ops::matvec(&w, &x[t * cols..(t + 1) * cols], &mut want[t * rows..(t + 1) * rows]);
+        }
+        let t = GpuTensor::upload_capped(&r.ctx, "w", ty, cols, rows, &bytes, ty.row_bytes(cols as u64).unwrap() * 16).unwrap();
+        let xb = f32_buffer_init(&r.ctx, "x", &x);
+        let yb = f32_buffer(&r.ctx, "y", 16 * rows);
+        let tokens = f32_buffer(&r.ctx, "tokens", 16);
+        let mut b = Builder { ctx: &r.ctx, kernels: &mut r.kernels, step: &r.step, batch: Some(Batch { max_tokens: 16, tokens: &tokens }) };
+        let d: Vec<_> = b.matvec("matmul", &t, &xb, &yb).unwrap().into_iter().map(|mut d| {
+            let (gx, gy, gz) = d.groups.at(n_tok);
+            d.groups = Groups::Fixed(gx, gy, gz);
+            d
+        }).collect();
+        run_once(&r.ctx, &r.step, Step { n_tokens: n_tok, pos: 0, n_pos: 1, token: 0 }, &d).unwrap();
+        let got = read_f32(&r.ctx, &yb, n_tok as usize * rows).unwrap();
+        let e = nmse(&got, &want);
+        assert!(e < F32_NMSE, "matmul {ty}: NMSE {e:e}");
+    }
 }

@@ -6,6 +6,6 @@ fn block_get(b: u32, j: u32) -> f32 {
     return bitcast<f32>(load_u16(b) << 16u);
 }
 
-fn block_dot(b: u32, xi: u32) -> f32 {
+fn block_dot(b: u32, xi: u32) -> acc_t {
     return block_get(b, 0u) * xval(xi);
 }

@@ -6,6 +6,6 @@ fn block_get(b: u32, j: u32) -> f32 {
     return bitcast<f32>(W[b >> 2u]);
 }
 
-fn block_dot(b: u32, xi: u32) -> f32 {
+fn block_dot(b: u32, xi: u32) -> acc_t {
     return bitcast<f32>(W[b >> 2u]) * xval(xi);
 }

@@ -14,17 +14,17 @@ fn block_get(b: u32, j: u32) -> f32 {
     return load_f16(b + 80u) * f32(sc & 15u) * f32((q >> (2u * k)) & 3u) - load_f16(b + 82u) * f32(sc >> 4u);
 }
 
-fn block_dot(b: u32, xi: u32) -> f32 {
+fn block_dot(b: u32, xi: u32) -> acc_t {
     let d = load_f16(b + 80u);
     let dmin = load_f16(b + 82u);
-    var s = 0.0;
+    var s = acc_zero();
     for (var is = 0u; is < 16u; is++) {
         let n = is / 8u;
         let k = (is % 8u) / 2u;
         let half = is % 2u;
         let sc = load_u8(b + is);
-        var sq = 0.0;
-        var sx = 0.0;
+        var sq = acc_zero();
+        var sx = acc_zero();
         for (var w = 0u; w < 4u; w++) {
             let q4 = load_u32(b + 16u + n * 32u + half * 16u + 4u * w);
             for (var t = 0u; t < 4u; t++) {

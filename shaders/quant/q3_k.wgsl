@@ -21,14 +21,14 @@ fn block_get(b: u32, j: u32) -> f32 {
     return load_f16(b + 108u) * q3k_scale(b, n * 8u + k * 2u + half) * f32(i32(q) - select(4, 0, h == 1u));
 }
 
-fn block_dot(b: u32, xi: u32) -> f32 {
+fn block_dot(b: u32, xi: u32) -> acc_t {
     let d = load_f16(b + 108u);
-    var s = 0.0;
+    var s = acc_zero();
     for (var is = 0u; is < 16u; is++) {
         let n = is / 8u;
         let k = (is % 8u) / 2u;
         let half = is % 2u;
-        var sq = 0.0;
+        var sq = acc_zero();
         for (var w = 0u; w < 4u; w++) {
             let q4 = load_u32(b + 32u + n * 32u + half * 16u + 4u * w);
             let h4 = load_u32(b + half * 16u + 4u * w);

@@ -10,10 +10,10 @@ fn block_get(b: u32, j: u32) -> f32 {
     return load_f16(b) * f32(q) + load_f16(b + 2u);
 }
 
-fn block_dot(b: u32, xi: u32) -> f32 {
+fn block_dot(b: u32, xi: u32) -> acc_t {
     let qh = load_u32(b + 4u);
-    var s = 0.0;
-    var sx = 0.0;
+    var s = acc_zero();
+    var sx = acc_zero();
     for (var i = 0u; i < 4u; i++) {
         let q = load_u32(b + 8u + 4u * i);
         for (var k = 0u; k < 4u; k++) {

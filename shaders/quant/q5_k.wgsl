@@ -14,14 +14,14 @@ fn block_get(b: u32, j: u32) -> f32 {
     return load_f16(b) * sm.x * f32(q) - load_f16(b + 2u) * sm.y;
 }
 
-fn block_dot(b: u32, xi: u32) -> f32 {
+fn block_dot(b: u32, xi: u32) -> acc_t {
     let d = load_f16(b);
     let dmin = load_f16(b + 2u);
-    var s = 0.0;
+    var s = acc_zero();
     for (var c = 0u; c < 4u; c++) {
         let sm1 = scale_min_k4(b + 4u, 2u * c);
         let sm2 = scale_min_k4(b + 4u, 2u * c + 1u);
-        var s1 = 0.0; var s2 = 0.0; var sx1 = 0.0; var sx2 = 0.0;
+        var s1 = acc_zero(); var s2 = acc_zero(); var sx1 = acc_zero(); var sx2 = acc_zero();
         for (var w = 0u; w < 8u; w++) {
             let q4 = load_u32(b + 48u + c * 32u + 4u * w);
             let h4 = load_u32(b + 16u + 4u * w);

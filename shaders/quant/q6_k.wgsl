@@ -16,14 +16,14 @@ fn block_get(b: u32, j: u32) -> f32 {
     return load_f16(b + 208u) * f32(sc) * f32(i32(lo | (hi << 4u)) - 32);
 }
 
-fn block_dot(b: u32, xi: u32) -> f32 {
+fn block_dot(b: u32, xi: u32) -> acc_t {
     let d = load_f16(b + 208u);
-    var s = 0.0;
+    var s = acc_zero();
     for (var n = 0u; n < 2u; n++) {
         for (var k = 0u; k < 4u; k++) {
             for (var half = 0u; half < 2u; half++) {
                 let sc = sext8(load_u8(b + 192u + n * 8u + half + 2u * k));
-                var sq = 0.0;
+                var sq = acc_zero();
                 for (var w = 0u; w < 4u; w++) {
                     let ql4 = load_u32(b + n * 64u + (k & 1u) * 32u + half * 16u + 4u * w);
                     let qh4 = load_u32(b + 128u + n * 32u + half * 16u + 4u * w);

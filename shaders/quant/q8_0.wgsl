@@ -6,8 +6,8 @@ fn block_get(b: u32, j: u32) -> f32 {
     return load_f16(b) * f32(sext8(load_u8(b + 2u + j)));
 }
 
-fn block_dot(b: u32, xi: u32) -> f32 {
-    var s = 0.0;
+fn block_dot(b: u32, xi: u32) -> acc_t {
+    var s = acc_zero();
     for (var i = 0u; i < 8u; i++) {
         let q = load_u32(b + 2u + 4u * i);
         for (var k = 0u; k < 4u; k++) {

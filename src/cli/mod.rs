@@ -1,5 +1,6 @@
 //! The `lanterna` command line: `run`, `tokenize`, `info`.
 
+mod bench;
 mod compare;
 mod devices;
 mod info;
@@ -27,6 +28,8 @@ enum Cmd {
     Info(info::InfoArgs),
     /// Every GPU adapter wgpu can use: name, backend, type, driver, limits, features.
     Devices(devices::DevicesArgs),
+    /// Prompt-processing and generation speed, llama-bench style (md, json or csv).
+    Bench(bench::BenchArgs),
     /// Run GPU and CPU on the same tokens and compare every layer's intermediates.
     Compare(compare::CompareArgs),
     /// Time every GPU pass of prefill and decode; per-kernel table and a Chrome trace.
@@ -42,5 +45,6 @@ pub fn main() -> Result<()> {
         Cmd::Devices(a) => devices::run(a),
         Cmd::Profile(a) => profile::run(a),
         Cmd::Compare(a) => compare::run(a),
+        Cmd::Bench(a) => bench::run(a),
     }
 }

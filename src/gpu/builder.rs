@@ -4,19 +4,31 @@
 
 use super::buffers::GpuTensor;
 use super::context::GpuContext;
-use super::kernels::{bind, uniform, Dispatch, Kernel, Kernels, Traffic, WG};
+use super::kernels::{bind, uniform, Dispatch, Groups, Kernel, Kernels, Traffic, WG};
 use super::params::*;
 use crate::error::Result;
 use crate::model::{Activation, RopeStyle};
 
-/// Threads per row of the matvec kernel (its `TPR` default).
-pub const MATVEC_TPR: u32 = 8;
 
 pub struct Builder<'a> {
     pub ctx: &'a GpuContext,
     pub kernels: &'a mut Kernels,
     /// The per-token `Step` uniform.
     pub step: &'a wgpu::Buffer,
+    /// Prompt processing: dispatches for up to `max_tokens` tokens at once, with token ids
+    /// in `tokens`. None: one token per step (decoding).
+    pub batch: Option<Batch<'a>>,
+}
+
+/// Tokens each matmul thread computes (the shader's mat2x4 accumulator); chunk buffers
+/// hold a multiple of it.
+pub const MATMUL_TOKENS: u32 = 8;
+
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    pub max_tokens: u32,
+    /// [max_tokens] u32 token ids of the chunk.
+    pub tokens: &'a wgpu::Buffer,
 }
 
 impl Builder<'_> {
@@ -26,7 +38,7 @@ impl Builder<'_> {
         kernel: Kernel,
         label: &str,
         buffers: &[(u32, &wgpu::Buffer)],
-        groups: u32,
+        groups: Groups,
         traffic: Traffic,
         output: (&wgpu::Buffer, u32),
     ) -> Result<Dispatch> {
@@ -37,19 +49,44 @@ impl Builder<'_> {
             label: label.to_string(),
             pipeline,
             bind_group,
-            groups: self.kernels.groups(groups),
+            groups,
             traffic,
             output: Some((output.0.clone(), output.1)),
         })
     }
 
-    /// y = W·x, one dispatch per part of W. `y` holds all `W.rows` outputs.
+    /// Tokens each dispatch is sized for (1 when decoding).
+    fn tokens(&self) -> u32 {
+        self.batch.map_or(1, |b| b.max_tokens)
+    }
+
+    /// Workgroups for `per_token` items per token, `per_group` items per workgroup.
+    fn flat(&self, per_token: u32, per_group: u32) -> Groups {
+        match self.batch {
+            None => self.kernels.groups(per_token.div_ceil(per_group)),
+            Some(_) => Groups::Flat { per_token, per_group, max: self.kernels.max_groups },
+        }
+    }
+
+    /// y = W·x, one dispatch per part of W. `y` holds all `W.rows` outputs (per token).
     pub fn matvec(&mut self, label: &str, w: &GpuTensor, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Vec<Dispatch>> {
         let mut out = Vec::new();
+        if self.batch.is_some() {
+            for part in &w.parts {
+                let p = MatmulParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start, out_stride: w.rows, _pad: [0; 3] };
+                let pb = uniform(&self.ctx.device, label, &p);
+                let t = self.tokens() as u64;
+                let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + t * w.cols as u64 * 4, written: t * part.rows as u64 * 4, read_per_pos: 0 };
+                let groups = Groups::PerToken { x: part.rows.div_ceil(WG), per: MATMUL_TOKENS };
+                let step = self.step;
+                out.push(self.dispatch(Kernel::Matmul(w.ty), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb), (4, step)], groups, traffic, (y, w.rows))?);
+            }
+            return Ok(out);
+        }
         for part in &w.parts {
             let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
             let pb = uniform(&self.ctx.device, label, &p);
-            let groups = part.rows.div_ceil(WG / MATVEC_TPR);
+            let groups = self.kernels.groups(part.rows.div_ceil(WG / self.kernels.matvec_tpr));
             let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + w.cols as u64 * 4, written: part.rows as u64 * 4, read_per_pos: 0 };
             out.push(self.dispatch(Kernel::Matvec(w.ty), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb)], groups, traffic, (y, w.rows))?);
         }
@@ -65,7 +102,17 @@ impl Builder<'_> {
             let step = self.step;
             // Only the part holding the token reads its row; count one row per part.
             let traffic = Traffic { read: w.row_bytes as u64, written: w.cols as u64 * 4, read_per_pos: 0 };
-            out.push(self.dispatch(Kernel::Embed(w.ty), label, &[(0, &part.buffer), (1, y), (2, &pb), (3, step)], w.cols.div_ceil(WG), traffic, (y, w.cols))?);
+            let d = match self.batch {
+                None => {
+                    let groups = self.kernels.groups(w.cols.div_ceil(WG));
+                    self.dispatch(Kernel::Embed(w.ty), label, &[(0, &part.buffer), (1, y), (2, &pb), (3, step)], groups, traffic, (y, w.cols))?
+                }
+                Some(b) => {
+                    let groups = Groups::PerToken { x: w.cols.div_ceil(WG), per: 1 };
+                    self.dispatch(Kernel::EmbedBatch(w.ty), label, &[(0, &part.buffer), (1, y), (2, &pb), (3, step), (4, b.tokens)], groups, traffic, (y, w.cols))?
+                }
+            };
+            out.push(d);
         }
         Ok(out)
     }
@@ -73,18 +120,22 @@ impl Builder<'_> {
     /// y = rms_norm(x) * g over `rows` rows of `cols`.
     #[allow(clippy::too_many_arguments)]
     pub fn rms_norm(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
-        let pb = uniform(&self.ctx.device, label, &NormParams { rows, cols, eps, _pad: 0 });
+        let t = self.tokens();
+        let pb = uniform(&self.ctx.device, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
         let n = rows as u64 * cols as u64 * 4;
         let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
-        self.dispatch(Kernel::RmsNorm, label, &[(0, x), (1, y), (2, g), (3, &pb)], rows, traffic, (y, rows * cols))
+        let groups = self.flat(rows, 1);
+        self.dispatch(Kernel::RmsNorm, label, &[(0, x), (1, y), (2, g), (3, &pb)], groups, traffic, (y, rows * cols))
     }
 
     /// y = rms_norm(y) * g, in place.
     pub fn rms_norm_inplace(&mut self, label: &str, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
-        let pb = uniform(&self.ctx.device, label, &NormParams { rows, cols, eps, _pad: 0 });
+        let t = self.tokens();
+        let pb = uniform(&self.ctx.device, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
         let n = rows as u64 * cols as u64 * 4;
         let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
-        self.dispatch(Kernel::RmsNormInplace, label, &[(1, y), (2, g), (3, &pb)], rows, traffic, (y, rows * cols))
+        let groups = self.flat(rows, 1);
+        self.dispatch(Kernel::RmsNormInplace, label, &[(1, y), (2, g), (3, &pb)], groups, traffic, (y, rows * cols))
     }
 
     /// Rotate `y` ([n_heads, head_dim]) at the Step's position with a cos/sin table.
@@ -95,7 +146,8 @@ impl Builder<'_> {
         let step = self.step;
         let n = n_heads as u64 * n_rot as u64 * 4;
         let traffic = Traffic { read: n + n_rot as u64 * 4, written: n, read_per_pos: 0 };
-        self.dispatch(Kernel::Rope, label, &[(0, y), (1, table), (2, &pb), (3, step)], (n_heads * n_rot / 2).div_ceil(WG), traffic, (y, n_heads * head_dim))
+        let groups = Groups::PerToken { x: (n_heads * n_rot / 2).div_ceil(WG), per: 1 };
+        self.dispatch(Kernel::Rope, label, &[(0, y), (1, table), (2, &pb), (3, step)], groups, traffic, (y, n_heads * head_dim))
     }
 
     /// out = attention of q over the cache for the Step's `n_pos` positions.
@@ -120,7 +172,8 @@ impl Builder<'_> {
             written: n_head as u64 * p.head_dim_v as u64 * 4,
             read_per_pos: n_head as u64 * ((p.head_dim + p.head_dim_v) as u64 * 4 + 16),
         };
-        self.dispatch(Kernel::Attention, label, &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)], n_head, traffic, (out, n_head * p.head_dim_v))
+        let groups = Groups::PerToken { x: n_head, per: 1 };
+        self.dispatch(Kernel::Attention, label, &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)], groups, traffic, (out, n_head * p.head_dim_v))
     }
 
     /// gate = act(gate) * up
@@ -129,16 +182,27 @@ impl Builder<'_> {
             Activation::Silu => 0,
             Activation::GeluTanh => 1,
         };
-        let pb = uniform(&self.ctx.device, label, &EltParams { n, act, _pad: [0; 2] });
+        let pb = uniform(&self.ctx.device, label, &EltParams { n: n * self.tokens(), act, _pad: [0; 2] });
         let traffic = Traffic { read: n as u64 * 8, written: n as u64 * 4, read_per_pos: 0 };
-        self.dispatch(Kernel::Glu, label, &[(0, gate), (1, up), (2, &pb)], n.div_ceil(WG), traffic, (gate, n))
+        let groups = self.flat(n, WG);
+        self.dispatch(Kernel::Glu, label, &[(0, gate), (1, up), (2, &pb)], groups, traffic, (gate, n))
     }
 
     /// x += y
     pub fn add(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, n: u32) -> Result<Dispatch> {
-        let pb = uniform(&self.ctx.device, label, &EltParams { n, act: 0, _pad: [0; 2] });
+        self.add_periodic(label, x, y, n, 0)
+    }
+
+    /// x += bias, the `n` values of `bias` added to every token's row.
+    pub fn add_bias(&mut self, label: &str, x: &wgpu::Buffer, bias: &wgpu::Buffer, n: u32) -> Result<Dispatch> {
+        self.add_periodic(label, x, bias, n, n)
+    }
+
+    fn add_periodic(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, n: u32, period: u32) -> Result<Dispatch> {
+        let pb = uniform(&self.ctx.device, label, &EltParams { n: n * self.tokens(), act: period, _pad: [0; 2] });
         let traffic = Traffic { read: n as u64 * 8, written: n as u64 * 4, read_per_pos: 0 };
-        self.dispatch(Kernel::Add, label, &[(0, x), (1, y), (2, &pb)], n.div_ceil(WG), traffic, (x, n))
+        let groups = self.flat(n, WG);
+        self.dispatch(Kernel::Add, label, &[(0, x), (1, y), (2, &pb)], groups, traffic, (x, n))
     }
 }
 
@@ -147,7 +211,8 @@ impl Builder<'_> {
     pub fn softcap(&mut self, label: &str, x: &wgpu::Buffer, n: u32, cap: f32) -> Result<Dispatch> {
         let pb = uniform(&self.ctx.device, label, &SoftcapParams { n, cap, _pad: [0; 2] });
         let traffic = Traffic { read: n as u64 * 4, written: n as u64 * 4, read_per_pos: 0 };
-        self.dispatch(Kernel::Softcap, label, &[(0, x), (1, &pb)], n.div_ceil(WG), traffic, (x, n))
+        let groups = self.kernels.groups(n.div_ceil(WG));
+        self.dispatch(Kernel::Softcap, label, &[(0, x), (1, &pb)], groups, traffic, (x, n))
     }
 }
 

@@ -86,6 +86,7 @@ impl GpuModel {
         for (si, seg) in self.segments.iter().enumerate() {
             match seg {
                 Segment::CopyKv { src, dst, bytes } => enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes),
+                Segment::CopyLastRow { .. } => {}
                 Segment::Pass(ds) => {
                     let mut start = 0;
                     for p in cap.points.iter().filter(|p| p.segment == si) {
@@ -136,7 +137,7 @@ impl GpuModel {
         let Segment::Pass(ds) = &self.segments[si] else { unreachable!("found in a pass") };
         let (out, len) = ds[di].output.clone().ok_or_else(|| Error::Usage(format!("'{label}' has no output buffer")))?;
         let deltas = f32_buffer_init(&self.ctx, "perturbation", &vec![delta; len as usize]);
-        let mut b = Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step };
+        let mut b = Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step, batch: None };
         let add = b.add(&format!("{label}{PERTURBATION}"), &out, &deltas, len)?;
         if let Segment::Pass(ds) = &mut self.segments[si] {
             ds.insert(di + 1, add);

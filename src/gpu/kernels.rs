@@ -34,7 +34,10 @@ fn quant_source(ty: GgmlType) -> &'static str {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matvec(GgmlType),
+    /// Several tokens at once (prompt processing).
+    Matmul(GgmlType),
     Embed(GgmlType),
+    EmbedBatch(GgmlType),
     RmsNorm,
     RmsNormInplace,
     Rope,
@@ -50,7 +53,9 @@ impl Kernel {
     pub fn name(self) -> String {
         match self {
             Kernel::Matvec(t) => format!("matvec_{}", t.name().to_lowercase()),
+            Kernel::Matmul(t) => format!("matmul_{}", t.name().to_lowercase()),
             Kernel::Embed(t) => format!("embed_{}", t.name().to_lowercase()),
+            Kernel::EmbedBatch(t) => format!("embed_batch_{}", t.name().to_lowercase()),
             Kernel::RmsNorm => "rms_norm".into(),
             Kernel::RmsNormInplace => "rms_norm_inplace".into(),
             Kernel::Rope => "rope".into(),
@@ -66,7 +71,9 @@ impl Kernel {
         let quant = |ty: GgmlType, main: &str| format!("{COMMON}\n{KSCALE}\n{}\n{main}", quant_source(ty));
         match self {
             Kernel::Matvec(t) => (quant(t, include_str!("../../shaders/matvec.wgsl")), "main"),
+            Kernel::Matmul(t) => (quant(t, include_str!("../../shaders/matmul.wgsl")), "main"),
             Kernel::Embed(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main"),
+            Kernel::EmbedBatch(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main_batch"),
             Kernel::RmsNorm => (include_str!("../../shaders/rms_norm.wgsl").into(), "main"),
             Kernel::RmsNormInplace => (include_str!("../../shaders/rms_norm.wgsl").into(), "main_inplace"),
             Kernel::Rope => (include_str!("../../shaders/rope.wgsl").into(), "main"),
@@ -85,11 +92,34 @@ pub const WG: u32 = 64;
 pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
     pub max_groups: u32,
+    /// Threads per row of the matvec kernels (its `TPR` override constant): a power of
+    /// two up to 64. See `default_matvec_tpr`.
+    pub matvec_tpr: u32,
+}
+
+/// Threads per matvec row for an adapter: CPU adapters (lavapipe) run a workgroup's
+/// invocations as SIMD lanes on one core, where one thread per row — no reduction, no
+/// barriers — is fastest (measured with `cargo bench --bench matvec`); GPUs want many
+/// threads per row so that a row's loads coalesce. `LANTERNA_MATVEC_TPR` overrides it.
+pub fn default_matvec_tpr(info: &wgpu::AdapterInfo) -> u32 {
+    if let Some(t) = std::env::var("LANTERNA_MATVEC_TPR").ok().and_then(|v| v.parse::<u32>().ok()) {
+        if t.is_power_of_two() && t <= WG {
+            return t;
+        }
+    }
+    match info.device_type {
+        wgpu::DeviceType::Cpu => 1,
+        _ => 32,
+    }
 }
 
 impl Kernels {
     pub fn new(limits: &wgpu::Limits) -> Self {
-        Kernels { pipelines: HashMap::new(), max_groups: limits.max_compute_workgroups_per_dimension }
+        Kernels { pipelines: HashMap::new(), max_groups: limits.max_compute_workgroups_per_dimension, matvec_tpr: 8 }
+    }
+
+    pub fn for_adapter(limits: &wgpu::Limits, info: &wgpu::AdapterInfo) -> Self {
+        Kernels { matvec_tpr: default_matvec_tpr(info), ..Self::new(limits) }
     }
 
     /// The pipeline of a kernel, compiled on first use; a WGSL or validation error
@@ -97,17 +127,24 @@ impl Kernels {
     pub fn get(&mut self, device: &wgpu::Device, k: Kernel) -> Result<&wgpu::ComputePipeline> {
         if !self.pipelines.contains_key(&k) {
             let (src, entry) = k.source();
+            let constants: Vec<(&str, f64)> = match k {
+                Kernel::Matvec(_) => vec![("TPR", self.matvec_tpr as f64)],
+                _ => Vec::new(),
+            };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&k.name()),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
+            let desc = wgpu::ShaderModuleDescriptor { label: Some(&k.name()), source: wgpu::ShaderSource::Wgsl(src.into()) };
+            let module = if std::env::var_os("LANTERNA_UNCHECKED").is_some() {
+                // SAFETY: experiment only.
+                unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+            } else {
+                device.create_shader_module(desc)
+            };
             let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&k.name()),
                 layout: None,
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
                 cache: None,
             });
             if let Some(e) = pollster::block_on(scope.pop()) {
@@ -119,11 +156,11 @@ impl Kernels {
     }
 
     /// Workgroup counts for `n` workgroups, spilling into y past the per-dimension limit.
-    pub fn groups(&self, n: u32) -> (u32, u32, u32) {
+    pub fn groups(&self, n: u32) -> Groups {
         if n <= self.max_groups {
-            (n.max(1), 1, 1)
+            Groups::Fixed(n.max(1), 1, 1)
         } else {
-            (self.max_groups, n.div_ceil(self.max_groups), 1)
+            Groups::Fixed(self.max_groups, n.div_ceil(self.max_groups), 1)
         }
     }
 }
@@ -160,6 +197,29 @@ impl Traffic {
     }
 }
 
+/// Workgroup counts of a dispatch, fixed or growing with the tokens of the step.
+#[derive(Clone, Copy, Debug)]
+pub enum Groups {
+    Fixed(u32, u32, u32),
+    /// (x, ceil(n_tokens / per), 1): one y row per token (or per `per` tokens).
+    PerToken { x: u32, per: u32 },
+    /// ceil(n_tokens * per_token / per_group) workgroups, spilled into y past the limit.
+    Flat { per_token: u32, per_group: u32, max: u32 },
+}
+
+impl Groups {
+    pub fn at(&self, n_tokens: u32) -> (u32, u32, u32) {
+        match *self {
+            Groups::Fixed(x, y, z) => (x, y, z),
+            Groups::PerToken { x, per } => (x, n_tokens.div_ceil(per).max(1), 1),
+            Groups::Flat { per_token, per_group, max } => {
+                let n = (n_tokens * per_token).div_ceil(per_group).max(1);
+                if n <= max { (n, 1, 1) } else { (max, n.div_ceil(max), 1) }
+            }
+        }
+    }
+}
+
 /// One dispatch, recorded once at load and replayed every token.
 pub struct Dispatch {
     pub kernel: Kernel,
@@ -167,7 +227,7 @@ pub struct Dispatch {
     pub label: String,
     pub pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
-    pub groups: (u32, u32, u32),
+    pub groups: Groups,
     pub traffic: Traffic,
     /// The buffer it writes and how many floats: what `compare` captures and what a
     /// deliberate perturbation modifies.
@@ -176,8 +236,14 @@ pub struct Dispatch {
 
 impl Dispatch {
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.record_n(pass, 1);
+    }
+
+    /// Record for a step of `n_tokens` tokens.
+    pub fn record_n(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) {
+        let (x, y, z) = self.groups.at(n_tokens);
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(self.groups.0, self.groups.1, self.groups.2);
+        pass.dispatch_workgroups(x, y, z);
     }
 }

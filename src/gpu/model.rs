@@ -1,11 +1,13 @@
-//! The GPU executor: the model definition of `model/` recorded once as a list of
-//! dispatches over buffers created at load. Each token is one command encoder, one
-//! submit, and one readback of the logits.
+//! The GPU executor: the model definition of `model/` recorded once as lists of
+//! dispatches over buffers created at load — one list for decoding (one token per step)
+//! and one for prompt processing (chunks of up to `ubatch` tokens, every weight read
+//! once per chunk). Each step is one command encoder and one submit; the logits of the
+//! step's last token are read back.
 
 use std::time::Instant;
 
 use super::buffers::{f32_buffer, f32_buffer_init, read_staging, staging_buffer, GpuTensor};
-use super::builder::Builder;
+use super::builder::{Batch, Builder};
 use super::context::{AdapterChoice, GpuContext};
 use super::kernels::{Dispatch, Kernels};
 use super::params::{AttnParams, Step};
@@ -15,26 +17,135 @@ use crate::generate::Executor;
 use crate::gguf::GgufFile;
 use crate::model::{rope_factors, Config, ModelWeights};
 
+/// Tokens per prompt-processing chunk (llama.cpp's ubatch); a multiple of MATMUL_TOKENS.
+pub const DEFAULT_UBATCH: usize = 64;
+
 /// A run of dispatches in one compute pass, or a copy between passes.
 pub enum Segment {
     Pass(Vec<Dispatch>),
-    /// Append this token's K or V (`bytes` long, in `src`) to a cache at `pos * bytes`.
+    /// Append the step's K or V rows (`bytes` per token, in `src`) to a cache at `pos * bytes`.
     CopyKv { src: wgpu::Buffer, dst: wgpu::Buffer, bytes: u64 },
+    /// Copy the step's last token row (`bytes` long) of `src` to the start of `dst`.
+    CopyLastRow { src: wgpu::Buffer, dst: wgpu::Buffer, bytes: u64 },
 }
 
-/// Activation buffers, one of each, reused by every layer.
+/// Activation buffers for steps of up to `tokens` tokens, reused by every layer.
 struct Acts {
-    x: wgpu::Buffer,      // [n_embd] residual stream
-    xn: wgpu::Buffer,     // [n_embd] normed input of a block
-    q: wgpu::Buffer,      // [n_head * head_dim]
-    k: wgpu::Buffer,      // [n_head_kv * head_dim]
-    v: wgpu::Buffer,      // [n_head_kv * head_dim_v]
-    att: wgpu::Buffer,    // [n_head * head_dim_v]
-    o: wgpu::Buffer,      // [n_embd] block output
-    gate: wgpu::Buffer,   // [n_ff]
-    up: wgpu::Buffer,     // [n_ff]
-    scores: wgpu::Buffer, // [n_head, n_ctx]
-    logits: wgpu::Buffer, // [n_vocab]
+    x: wgpu::Buffer,      // [tokens, n_embd] residual stream
+    xn: wgpu::Buffer,     // [tokens, n_embd] normed input of a block
+    q: wgpu::Buffer,      // [tokens, n_head * head_dim]
+    k: wgpu::Buffer,      // [tokens, n_head_kv * head_dim]
+    v: wgpu::Buffer,      // [tokens, n_head_kv * head_dim_v]
+    att: wgpu::Buffer,    // [tokens, n_head * head_dim_v]
+    o: wgpu::Buffer,      // [tokens, n_embd] block output
+    gate: wgpu::Buffer,   // [tokens, n_ff]
+    up: wgpu::Buffer,     // [tokens, n_ff]
+    scores: wgpu::Buffer, // [tokens, n_head, n_ctx]
+}
+
+impl Acts {
+    fn new(ctx: &GpuContext, c: &Config, tokens: usize, n_ctx: usize) -> Self {
+        let b = |label: &str, n: usize| f32_buffer(ctx, label, tokens * n);
+        Acts {
+            x: b("x", c.n_embd),
+            xn: b("xn", c.n_embd),
+            q: b("q", c.q_dim()),
+            k: b("k", c.k_dim()),
+            v: b("v", c.v_dim()),
+            att: b("att", c.n_head * c.head_dim_v),
+            o: b("o", c.n_embd),
+            gate: b("gate", c.n_ff),
+            up: b("up", c.n_ff),
+            scores: b("scores", c.n_head * n_ctx),
+        }
+    }
+}
+
+/// Everything a recording needs besides the builder and the activations.
+struct Model<'a> {
+    c: &'a Config,
+    w: &'a ModelWeights<GpuTensor>,
+    k_cache: &'a [wgpu::Buffer],
+    v_cache: &'a [wgpu::Buffer],
+    /// (rope base bits, rope scale bits) → cos/sin table
+    tables: &'a [((u32, u32), wgpu::Buffer)],
+    n_ctx: usize,
+}
+
+/// Embedding and every layer, into `a`'s buffers; the passes and cache copies in order.
+/// The last pass is left open in `pass` for the caller to finish.
+fn record_layers(b: &mut Builder, m: &Model, a: &Acts, segments: &mut Vec<Segment>) -> Result<Vec<Dispatch>> {
+    let c = m.c;
+    let mut pass: Vec<Dispatch> = b.embed("token_embd", &m.w.token_embd, &a.x, c.embd_scale)?;
+    let (e, eps) = (c.n_embd as u32, c.rms_eps);
+    for (il, (lw, plan)) in m.w.layers.iter().zip(&c.layers).enumerate() {
+        let l = |s: &str| format!("blk.{il}.{s}");
+        pass.push(b.rms_norm(&l("attn_norm"), &a.x, &a.xn, &lw.attn_norm.parts[0].buffer, 1, e, eps)?);
+        pass.extend(b.matvec(&l("attn_q"), &lw.attn_q, &a.xn, &a.q)?);
+        pass.extend(b.matvec(&l("attn_k"), &lw.attn_k, &a.xn, &a.k)?);
+        pass.extend(b.matvec(&l("attn_v"), &lw.attn_v, &a.xn, &a.v)?);
+        for (name, out, bias, n) in [("attn_q", &a.q, &lw.attn_q_bias, c.q_dim()), ("attn_k", &a.k, &lw.attn_k_bias, c.k_dim()), ("attn_v", &a.v, &lw.attn_v_bias, c.v_dim())] {
+            if let Some(bias) = bias {
+                pass.push(b.add_bias(&format!("{}+bias", l(name)), out, &bias.parts[0].buffer, n as u32)?);
+            }
+        }
+        if let (Some(qn), Some(kn)) = (&lw.attn_q_norm, &lw.attn_k_norm) {
+            pass.push(b.rms_norm_inplace(&l("attn_q_norm"), &a.q, &qn.parts[0].buffer, c.n_head as u32, c.head_dim as u32, eps)?);
+            pass.push(b.rms_norm_inplace(&l("attn_k_norm"), &a.k, &kn.parts[0].buffer, c.n_head_kv as u32, c.head_dim as u32, eps)?);
+        }
+        let key = (plan.rope_base.to_bits(), plan.rope_scale.to_bits());
+        let table = &m.tables.iter().find(|(k, _)| *k == key).ok_or_else(|| Error::Gpu("missing RoPE table".into()))?.1;
+        let (hd, nr) = (c.head_dim as u32, c.n_rot as u32);
+        pass.push(b.rope(&l("rope_q"), &a.q, table, c.n_head as u32, hd, nr, c.rope_style)?);
+        pass.push(b.rope(&l("rope_k"), &a.k, table, c.n_head_kv as u32, hd, nr, c.rope_style)?);
+        segments.push(Segment::Pass(std::mem::take(&mut pass)));
+        segments.push(Segment::CopyKv { src: a.k.clone(), dst: m.k_cache[il].clone(), bytes: (c.k_dim() * 4) as u64 });
+        segments.push(Segment::CopyKv { src: a.v.clone(), dst: m.v_cache[il].clone(), bytes: (c.v_dim() * 4) as u64 });
+
+        let ap = AttnParams {
+            group: (c.n_head / c.n_head_kv) as u32,
+            head_dim: hd,
+            head_dim_v: c.head_dim_v as u32,
+            k_stride: c.k_dim() as u32,
+            v_stride: c.v_dim() as u32,
+            n_ctx: m.n_ctx as u32,
+            window: plan.window.unwrap_or(0) as u32,
+            scale: c.attn_scale,
+            softcap: c.attn_softcap.unwrap_or(0.0),
+            _pad: [0; 3],
+        };
+        pass.push(b.attention(&l("attention"), &a.q, &m.k_cache[il], &m.v_cache[il], &a.scores, &a.att, c.n_head as u32, ap)?);
+        pass.extend(b.matvec(&l("attn_output"), &lw.attn_output, &a.att, &a.o)?);
+        if let Some(n) = &lw.post_attn_norm {
+            pass.push(b.rms_norm(&l("post_attention_norm"), &a.o, &a.xn, &n.parts[0].buffer, 1, e, eps)?);
+            pass.push(b.add(&l("attn_residual"), &a.x, &a.xn, e)?);
+        } else {
+            pass.push(b.add(&l("attn_residual"), &a.x, &a.o, e)?);
+        }
+        pass.push(b.rms_norm(&l("ffn_norm"), &a.x, &a.xn, &lw.ffn_norm.parts[0].buffer, 1, e, eps)?);
+        pass.extend(b.matvec(&l("ffn_gate"), &lw.ffn_gate, &a.xn, &a.gate)?);
+        pass.extend(b.matvec(&l("ffn_up"), &lw.ffn_up, &a.xn, &a.up)?);
+        pass.push(b.glu(&l("ffn_glu"), &a.gate, &a.up, c.n_ff as u32, c.act)?);
+        pass.extend(b.matvec(&l("ffn_down"), &lw.ffn_down, &a.gate, &a.o)?);
+        if let Some(n) = &lw.post_ffn_norm {
+            pass.push(b.rms_norm(&l("post_ffw_norm"), &a.o, &a.xn, &n.parts[0].buffer, 1, e, eps)?);
+            pass.push(b.add(&l("ffn_residual"), &a.x, &a.xn, e)?);
+        } else {
+            pass.push(b.add(&l("ffn_residual"), &a.x, &a.o, e)?);
+        }
+    }
+    Ok(pass)
+}
+
+/// Final norm and LM head on one token's residual stream `a.x`, into `logits`.
+fn record_head(b: &mut Builder, m: &Model, a: &Acts, logits: &wgpu::Buffer) -> Result<Vec<Dispatch>> {
+    let c = m.c;
+    let mut pass = vec![b.rms_norm("output_norm", &a.x, &a.xn, &m.w.output_norm.parts[0].buffer, 1, c.n_embd as u32, c.rms_eps)?];
+    pass.extend(b.matvec("output", m.w.lm_head(), &a.xn, logits)?);
+    if let Some(cap) = c.final_softcap {
+        pass.push(b.softcap("output+softcap", logits, c.n_vocab as u32, cap)?);
+    }
+    Ok(pass)
 }
 
 pub struct GpuModel {
@@ -42,18 +153,21 @@ pub struct GpuModel {
     pub cfg: Config,
     pub weights: ModelWeights<GpuTensor>,
     pub(crate) step: wgpu::Buffer,
+    /// The decoding step.
     pub segments: Vec<Segment>,
-    acts: Acts,
-    /// The logits buffer ([n_vocab]), shared with the profiler's step.
+    /// The prompt-processing step (chunks of up to `ubatch` tokens).
+    pub prefill_segments: Vec<Segment>,
+    pub ubatch: usize,
+    /// [ubatch] u32 token ids of the current chunk.
+    tokens: wgpu::Buffer,
+    /// The logits buffer ([n_vocab]).
     pub(crate) acts_logits: wgpu::Buffer,
     pub(crate) profiler: Option<super::profile::Profiler>,
     pub(crate) capture: Option<super::capture::Capture>,
     pub(crate) kernels: Kernels,
     pub(crate) perturb_buffers: Vec<wgpu::Buffer>,
     pub(crate) last_timings: Vec<super::profile::OpTiming>,
-    _k_cache: Vec<wgpu::Buffer>, // per layer [n_ctx, n_head_kv * head_dim]
-    _v_cache: Vec<wgpu::Buffer>, // per layer [n_ctx, n_head_kv * head_dim_v]
-    _rope_tables: Vec<wgpu::Buffer>,
+    _buffers: Vec<wgpu::Buffer>,
     pub(crate) staging: wgpu::Buffer,
     pub(crate) logits: Vec<f32>,
     n_ctx: usize,
@@ -76,29 +190,26 @@ impl GpuModel {
             GpuTensor::upload(&ctx, &t.name, t.ty, t.row_len(), t.n_rows(), g.tensor_data(t))
         })?;
         let c = &cfg;
-        let acts = Acts {
-            x: f32_buffer(&ctx, "x", c.n_embd),
-            xn: f32_buffer(&ctx, "xn", c.n_embd),
-            q: f32_buffer(&ctx, "q", c.q_dim()),
-            k: f32_buffer(&ctx, "k", c.k_dim()),
-            v: f32_buffer(&ctx, "v", c.v_dim()),
-            att: f32_buffer(&ctx, "att", c.n_head * c.head_dim_v),
-            o: f32_buffer(&ctx, "o", c.n_embd),
-            gate: f32_buffer(&ctx, "gate", c.n_ff),
-            up: f32_buffer(&ctx, "up", c.n_ff),
-            scores: f32_buffer(&ctx, "scores", c.n_head * n_ctx),
-            logits: f32_buffer(&ctx, "logits", c.n_vocab),
-        };
+        let ubatch = DEFAULT_UBATCH.min(n_ctx.div_ceil(8) * 8);
+        let acts = Acts::new(&ctx, c, 1, n_ctx);
+        let batch_acts = Acts::new(&ctx, c, ubatch, n_ctx);
+        let logits = f32_buffer(&ctx, "logits", c.n_vocab); // [n_vocab]
+        let tokens = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("chunk tokens"),
+            size: (ubatch * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.k_cache"), n_ctx * c.k_dim())).collect();
         let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.v_cache"), n_ctx * c.v_dim())).collect();
 
-        // One RoPE table per distinct (base, scale), for every position of the context.
+        // One RoPE table per distinct (base, scale), for every position of the context,
+        // computed with the CPU twin's own function.
         let freq_factors = rope_factors(g, &cfg, n_ctx)?;
-        let mut table_keys: Vec<(u32, u32)> = Vec::new();
-        let mut rope_tables = Vec::new();
+        let mut tables: Vec<((u32, u32), wgpu::Buffer)> = Vec::new();
         for plan in &c.layers {
             let key = (plan.rope_base.to_bits(), plan.rope_scale.to_bits());
-            if !table_keys.contains(&key) {
+            if !tables.iter().any(|(k, _)| *k == key) {
                 let mut data = Vec::with_capacity(n_ctx * c.n_rot);
                 for pos in 0..n_ctx {
                     for (cos, sin) in rope_cos_sin(c.n_rot, pos, plan.rope_base, plan.rope_scale, freq_factors.as_deref(), c.rope_attn_factor) {
@@ -106,79 +217,29 @@ impl GpuModel {
                         data.push(sin);
                     }
                 }
-                rope_tables.push(f32_buffer_init(&ctx, "rope_table", &data));
-                table_keys.push(key);
+                tables.push((key, f32_buffer_init(&ctx, "rope_table", &data)));
             }
         }
 
         let step = super::kernels::uniform(&ctx.device, "step", &Step::default());
-        let mut kernels = Kernels::new(&ctx.limits);
-        let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step };
+        let mut kernels = Kernels::for_adapter(&ctx.limits, &ctx.info);
+        let m = Model { c, w: &weights, k_cache: &k_cache, v_cache: &v_cache, tables: &tables, n_ctx };
         let mut segments = Vec::new();
-        let mut pass: Vec<Dispatch> = b.embed("token_embd", &weights.token_embd, &acts.x, c.embd_scale)?;
-        let (e, eps) = (c.n_embd as u32, c.rms_eps);
-        for (il, (lw, plan)) in weights.layers.iter().zip(&c.layers).enumerate() {
-            let l = |s: &str| format!("blk.{il}.{s}");
-            pass.push(b.rms_norm(&l("attn_norm"), &acts.x, &acts.xn, &lw.attn_norm.parts[0].buffer, 1, e, eps)?);
-            pass.extend(b.matvec(&l("attn_q"), &lw.attn_q, &acts.xn, &acts.q)?);
-            pass.extend(b.matvec(&l("attn_k"), &lw.attn_k, &acts.xn, &acts.k)?);
-            pass.extend(b.matvec(&l("attn_v"), &lw.attn_v, &acts.xn, &acts.v)?);
-            for (name, out, bias, n) in [("attn_q", &acts.q, &lw.attn_q_bias, c.q_dim()), ("attn_k", &acts.k, &lw.attn_k_bias, c.k_dim()), ("attn_v", &acts.v, &lw.attn_v_bias, c.v_dim())] {
-                if let Some(bias) = bias {
-                    pass.push(b.add(&format!("{}+bias", l(name)), out, &bias.parts[0].buffer, n as u32)?);
-                }
-            }
-            if let (Some(qn), Some(kn)) = (&lw.attn_q_norm, &lw.attn_k_norm) {
-                pass.push(b.rms_norm_inplace(&l("attn_q_norm"), &acts.q, &qn.parts[0].buffer, c.n_head as u32, c.head_dim as u32, eps)?);
-                pass.push(b.rms_norm_inplace(&l("attn_k_norm"), &acts.k, &kn.parts[0].buffer, c.n_head_kv as u32, c.head_dim as u32, eps)?);
-            }
-            let key = (plan.rope_base.to_bits(), plan.rope_scale.to_bits());
-            let table = &rope_tables[table_keys.iter().position(|k| *k == key).unwrap_or(0)];
-            let (hd, nr) = (c.head_dim as u32, c.n_rot as u32);
-            pass.push(b.rope(&l("rope_q"), &acts.q, table, c.n_head as u32, hd, nr, c.rope_style)?);
-            pass.push(b.rope(&l("rope_k"), &acts.k, table, c.n_head_kv as u32, hd, nr, c.rope_style)?);
-            segments.push(Segment::Pass(std::mem::take(&mut pass)));
-            segments.push(Segment::CopyKv { src: acts.k.clone(), dst: k_cache[il].clone(), bytes: (c.k_dim() * 4) as u64 });
-            segments.push(Segment::CopyKv { src: acts.v.clone(), dst: v_cache[il].clone(), bytes: (c.v_dim() * 4) as u64 });
-
-            let ap = AttnParams {
-                group: (c.n_head / c.n_head_kv) as u32,
-                head_dim: hd,
-                head_dim_v: c.head_dim_v as u32,
-                k_stride: c.k_dim() as u32,
-                v_stride: c.v_dim() as u32,
-                n_ctx: n_ctx as u32,
-                window: plan.window.unwrap_or(0) as u32,
-                scale: c.attn_scale,
-                softcap: c.attn_softcap.unwrap_or(0.0),
-                _pad: [0; 3],
-            };
-            pass.push(b.attention(&l("attention"), &acts.q, &k_cache[il], &v_cache[il], &acts.scores, &acts.att, c.n_head as u32, ap)?);
-            pass.extend(b.matvec(&l("attn_output"), &lw.attn_output, &acts.att, &acts.o)?);
-            if let Some(n) = &lw.post_attn_norm {
-                pass.push(b.rms_norm(&l("post_attention_norm"), &acts.o, &acts.xn, &n.parts[0].buffer, 1, e, eps)?);
-                pass.push(b.add(&l("attn_residual"), &acts.x, &acts.xn, e)?);
-            } else {
-                pass.push(b.add(&l("attn_residual"), &acts.x, &acts.o, e)?);
-            }
-            pass.push(b.rms_norm(&l("ffn_norm"), &acts.x, &acts.xn, &lw.ffn_norm.parts[0].buffer, 1, e, eps)?);
-            pass.extend(b.matvec(&l("ffn_gate"), &lw.ffn_gate, &acts.xn, &acts.gate)?);
-            pass.extend(b.matvec(&l("ffn_up"), &lw.ffn_up, &acts.xn, &acts.up)?);
-            pass.push(b.glu(&l("ffn_glu"), &acts.gate, &acts.up, c.n_ff as u32, c.act)?);
-            pass.extend(b.matvec(&l("ffn_down"), &lw.ffn_down, &acts.gate, &acts.o)?);
-            if let Some(n) = &lw.post_ffn_norm {
-                pass.push(b.rms_norm(&l("post_ffw_norm"), &acts.o, &acts.xn, &n.parts[0].buffer, 1, e, eps)?);
-                pass.push(b.add(&l("ffn_residual"), &acts.x, &acts.xn, e)?);
-            } else {
-                pass.push(b.add(&l("ffn_residual"), &acts.x, &acts.o, e)?);
-            }
+        let mut prefill_segments = Vec::new();
+        {
+            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
+            let mut pass = record_layers(&mut b, &m, &acts, &mut segments)?;
+            pass.extend(record_head(&mut b, &m, &acts, &logits)?);
+            segments.push(Segment::Pass(pass));
         }
-        pass.push(b.rms_norm("output_norm", &acts.x, &acts.xn, &weights.output_norm.parts[0].buffer, 1, e, eps)?);
-        pass.extend(b.matvec("output", weights.lm_head(), &acts.xn, &acts.logits)?);
-        if let Some(cap) = c.final_softcap {
-            pass.push(b.softcap("output+softcap", &acts.logits, c.n_vocab as u32, cap)?);
+        {
+            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(Batch { max_tokens: ubatch as u32, tokens: &tokens }) };
+            let pass = record_layers(&mut b, &m, &batch_acts, &mut prefill_segments)?;
+            prefill_segments.push(Segment::Pass(pass));
+            prefill_segments.push(Segment::CopyLastRow { src: batch_acts.x.clone(), dst: acts.x.clone(), bytes: (c.n_embd * 4) as u64 });
+            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
+            prefill_segments.push(Segment::Pass(record_head(&mut b, &m, &acts, &logits)?));
         }
-        segments.push(Segment::Pass(pass));
 
         let staging = staging_buffer(&ctx, "logits staging", (c.n_vocab * 4) as u64);
         // Make sure everything is on the device before timing stops.
@@ -187,23 +248,26 @@ impl GpuModel {
             .map_err(|e| Error::Gpu(format!("waiting for the upload: {e}")))?;
         let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
         let n_vocab = c.n_vocab;
-        let acts_logits = acts.logits.clone();
+        let mut keep: Vec<wgpu::Buffer> = k_cache.into_iter().chain(v_cache).chain(tables.into_iter().map(|t| t.1)).collect();
+        for a in [acts, batch_acts] {
+            keep.extend([a.x, a.xn, a.q, a.k, a.v, a.att, a.o, a.gate, a.up, a.scores]);
+        }
         Ok(GpuModel {
             ctx,
             cfg,
             weights,
             step,
             segments,
-            acts,
-            acts_logits,
+            prefill_segments,
+            ubatch,
+            tokens,
+            acts_logits: logits,
             profiler: None,
             capture: None,
             kernels,
             perturb_buffers: Vec::new(),
             last_timings: Vec::new(),
-            _k_cache: k_cache,
-            _v_cache: v_cache,
-            _rope_tables: rope_tables,
+            _buffers: keep,
             staging,
             logits: vec![0.0; n_vocab],
             n_ctx,
@@ -213,27 +277,54 @@ impl GpuModel {
         })
     }
 
-    /// Record the whole step for position `pos` into one command encoder.
-    fn encode(&self, pos: usize) -> wgpu::CommandBuffer {
-        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("token") });
-        if self.capture.is_some() {
-            self.encode_captured(pos, &mut enc);
-            enc.copy_buffer_to_buffer(&self.acts.logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
-            return enc.finish();
-        }
-        for seg in &self.segments {
+    /// Record `segments` for a step of `n` tokens starting at `pos`.
+    fn encode_segments(&self, enc: &mut wgpu::CommandEncoder, segments: &[Segment], pos: usize, n: u32) {
+        for seg in segments {
             match seg {
                 Segment::Pass(ds) => {
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                     for d in ds {
-                        d.record(&mut pass);
+                        d.record_n(&mut pass, n);
                     }
                 }
-                Segment::CopyKv { src, dst, bytes } => enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes),
+                Segment::CopyKv { src, dst, bytes } => enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, n as u64 * bytes),
+                Segment::CopyLastRow { src, dst, bytes } => enc.copy_buffer_to_buffer(src, (n as u64 - 1) * bytes, dst, 0, *bytes),
             }
         }
-        enc.copy_buffer_to_buffer(&self.acts.logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
+    }
+
+    /// Record the whole decoding step for position `pos` into one command encoder.
+    fn encode(&self, pos: usize) -> wgpu::CommandBuffer {
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("token") });
+        if self.capture.is_some() {
+            self.encode_captured(pos, &mut enc);
+        } else {
+            self.encode_segments(&mut enc, &self.segments, pos, 1);
+        }
+        enc.copy_buffer_to_buffer(&self.acts_logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
         enc.finish()
+    }
+
+    fn check(&self, tokens: &[u32], pos: usize) -> Result<()> {
+        if pos != self.n_pos {
+            return Err(Error::Context(format!("position {pos} given, but the cache holds {} positions", self.n_pos)));
+        }
+        if pos + tokens.len() > self.n_ctx {
+            return Err(Error::Context(format!("positions up to {} are past the context size {}", pos + tokens.len(), self.n_ctx)));
+        }
+        if let Some(t) = tokens.iter().find(|&&t| t as usize >= self.cfg.n_vocab) {
+            return Err(Error::Usage(format!("token id {t} is outside the vocabulary of {}", self.cfg.n_vocab)));
+        }
+        Ok(())
+    }
+
+    fn submit(&self, cmd: wgpu::CommandBuffer) -> Result<()> {
+        let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        self.ctx.queue.submit(std::iter::once(cmd));
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("step rejected: {e}")));
+        }
+        Ok(())
     }
 }
 
@@ -251,30 +342,51 @@ impl Executor for GpuModel {
     }
 
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
-        if pos != self.n_pos {
-            return Err(Error::Context(format!("position {pos} given, but the cache holds {} positions", self.n_pos)));
-        }
-        if pos >= self.n_ctx {
-            return Err(Error::Context(format!("position {pos} is past the context size {}", self.n_ctx)));
-        }
-        if token as usize >= self.cfg.n_vocab {
-            return Err(Error::Usage(format!("token id {token} is outside the vocabulary of {}", self.cfg.n_vocab)));
-        }
-        let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, _pad: 0 };
+        self.check(&[token], pos)?;
+        let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, n_tokens: 1 };
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
         if self.profiler.is_some() {
             self.step_profiled(pos)?;
-            self.n_pos += 1;
+        } else {
+            self.submit(self.encode(pos))?;
+            read_staging(&self.ctx, &self.staging, &mut self.logits)?;
+        }
+        self.n_pos += 1;
+        Ok(&self.logits)
+    }
+
+    /// The prompt in chunks of `ubatch` tokens: each weight is read once per chunk, and
+    /// the K/V of the whole chunk are written at once. Profiling and capture need one
+    /// token per step, so with either on this falls back to `forward`.
+    fn prefill(&mut self, tokens: &[u32], pos: usize) -> Result<&[f32]> {
+        if self.profiler.is_some() || self.capture.is_some() || tokens.len() == 1 {
+            for (i, &t) in tokens.iter().enumerate() {
+                self.forward(t, pos + i)?;
+            }
             return Ok(&self.logits);
         }
-        let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let cmd = self.encode(pos);
-        self.ctx.queue.submit(std::iter::once(cmd));
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("token step rejected: {e}")));
+        self.check(tokens, pos)?;
+        if tokens.is_empty() {
+            return Err(Error::Usage("no tokens to process".into()));
+        }
+        for (ci, chunk) in tokens.chunks(self.ubatch).enumerate() {
+            let p0 = pos + ci * self.ubatch;
+            let n = chunk.len() as u32;
+            let mut ids = chunk.to_vec();
+            ids.resize(self.ubatch, 0);
+            self.ctx.queue.write_buffer(&self.tokens, 0, bytemuck::cast_slice(&ids));
+            let step = Step { token: chunk[0], pos: p0 as u32, n_pos: p0 as u32 + 1, n_tokens: n };
+            self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
+            let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("prompt chunk") });
+            self.encode_segments(&mut enc, &self.prefill_segments, p0, n);
+            let last = (ci + 1) * self.ubatch >= tokens.len();
+            if last {
+                enc.copy_buffer_to_buffer(&self.acts_logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
+            }
+            self.submit(enc.finish())?;
+            self.n_pos += chunk.len();
         }
         read_staging(&self.ctx, &self.staging, &mut self.logits)?;
-        self.n_pos += 1;
         Ok(&self.logits)
     }
 }

@@ -9,9 +9,10 @@ use bytemuck::{Pod, Zeroable};
 pub struct Step {
     pub token: u32,
     pub pos: u32,
-    /// Cached positions including this one (pos + 1).
+    /// Positions the step's first token sees, itself included (pos + 1).
     pub n_pos: u32,
-    pub _pad: u32,
+    /// Tokens in this step: 1 when decoding, the chunk size in prompt processing.
+    pub n_tokens: u32,
 }
 const _: () = assert!(std::mem::size_of::<Step>() == 16);
 
@@ -25,6 +26,19 @@ pub struct MatvecParams {
     pub out_offset: u32,
 }
 const _: () = assert!(std::mem::size_of::<MatvecParams>() == 16);
+
+/// shaders/matmul.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct MatmulParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub row_bytes: u32,
+    pub out_offset: u32,
+    pub out_stride: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<MatmulParams>() == 32);
 
 /// shaders/embed.wgsl
 #[repr(C)]
@@ -94,7 +108,7 @@ const _: () = assert!(std::mem::size_of::<SoftcapParams>() == 16);
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct EltParams {
     pub n: u32,
-    /// glu: 0 SiLU, 1 GELU-tanh
+    /// glu: 0 SiLU, 1 GELU-tanh. add: the period of y (0: none, n: a bias per token).
     pub act: u32,
     pub _pad: [u32; 2],
 }

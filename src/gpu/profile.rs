@@ -116,7 +116,7 @@ impl GpuModel {
         let mut timings = Vec::new();
         let ops: Vec<&super::kernels::Dispatch> = self.segments.iter().flat_map(|s| match s {
             Segment::Pass(d) => d.iter().collect::<Vec<_>>(),
-            Segment::CopyKv { .. } => Vec::new(),
+            _ => Vec::new(),
         }).collect();
         let mk = |i: usize, start: f64, dur: f64| {
             let d = ops[i];
@@ -134,6 +134,7 @@ impl GpuModel {
                             enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes);
                             self.ctx.queue.submit(std::iter::once(enc.finish()));
                         }
+                        Segment::CopyLastRow { .. } => {}
                         Segment::Pass(ds) => {
                             for d in ds {
                                 let mut enc = self.ctx.device.create_command_encoder(&Default::default());
@@ -163,6 +164,7 @@ impl GpuModel {
                 for seg in &self.segments {
                     match seg {
                         Segment::CopyKv { src, dst, bytes } => enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes),
+                        Segment::CopyLastRow { .. } => {}
                         Segment::Pass(ds) if mode == TimingMode::InsidePasses => {
                             let mut pass = enc.begin_compute_pass(&Default::default());
                             for d in ds {
@@ -248,7 +250,8 @@ pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("stream"), timestamp_writes: tw });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+            let (gx, gy, gz) = groups.at(1);
+            pass.dispatch_workgroups(gx, gy, gz);
         }
         if let Some(q) = &qs {
             enc.resolve_query_set(q, 0..2, &resolve, 0);
@@ -272,4 +275,51 @@ pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
         }
     }
     Ok((n * 8) as f64 / best / 1e9)
+}
+
+/// Seconds per repetition of `dispatches` (run `reps` times in one pass, after one
+/// warm-up), from GPU timestamps where the adapter has them, else the CPU clock.
+pub fn time_dispatches(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch], reps: u32) -> Result<f64> {
+    let mode = TimingMode::for_features(ctx.features);
+    let qs = (mode != TimingMode::CpuSubmitPerOp)
+        .then(|| ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count: 2 }));
+    let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench resolve"),
+        size: 16,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let readback = staging_buffer(ctx, "bench readback", 16);
+    let mut result = 0.0;
+    for round in 0..2 {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let tw = qs.as_ref().map(|q| wgpu::ComputePassTimestampWrites { query_set: q, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bench"), timestamp_writes: tw });
+            for _ in 0..if round == 0 { 1 } else { reps } {
+                for d in dispatches {
+                    d.record(&mut pass);
+                }
+            }
+        }
+        if let Some(q) = &qs {
+            enc.resolve_query_set(q, 0..2, &resolve, 0);
+            enc.copy_buffer_to_buffer(&resolve, 0, &readback, 0, 16);
+        }
+        let t0 = Instant::now();
+        ctx.queue.submit(std::iter::once(enc.finish()));
+        let secs = if qs.is_some() {
+            let mut raw = [0f32; 4];
+            read_staging(ctx, &readback, &mut raw)?;
+            let t: &[u64] = bytemuck::cast_slice(&raw);
+            (t[1].saturating_sub(t[0])) as f64 * ctx.queue.get_timestamp_period() as f64 * 1e-9
+        } else {
+            ctx.device
+                .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+                .map_err(|e| Error::Gpu(format!("benchmark: {e}")))?;
+            t0.elapsed().as_secs_f64()
+        };
+        result = secs / reps as f64;
+    }
+    Ok(result)
 }

@@ -1,0 +1,103 @@
+//! Matrix-vector kernels at the shapes of the two real models: weights per second of each
+//! quantized kernel next to the plain f32 matvec kernel at the same shape, in one run on
+//! one adapter (lavapipe is compute-bound, so weights/s is its fair measure), plus GB/s of
+//! the bytes each kernel actually reads (the figure that matters on memory-bound GPUs).
+//!
+//!     cargo bench --bench matvec [-- --reps N]
+
+use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, GpuTensor};
+use lanterna::gpu::builder::Builder;
+use lanterna::gpu::kernels::{uniform, Kernels};
+use lanterna::gpu::params::Step;
+use lanterna::gpu::profile::time_dispatches;
+use lanterna::gpu::{AdapterChoice, GpuContext};
+use lanterna::quant::GgmlType;
+use lanterna::sampler::Rng;
+
+fn rand_bytes(ty: GgmlType, n: usize, seed: u64) -> Vec<u8> {
+    // Random blocks with small finite f16 scales where the type has them.
+    let mut r = Rng::new(seed);
+    let (bs, ts) = (ty.block_size() as usize, ty.type_size() as usize);
+    let mut b: Vec<u8> = (0..n / bs * ts).map(|_| r.next_u64() as u8).collect();
+    if ty == GgmlType::F32 {
+        b = (0..n).flat_map(|_| ((r.next_f64() - 0.5) as f32).to_le_bytes()).collect();
+    } else if ty == GgmlType::F16 {
+        b = (0..n).flat_map(|_| half::f16::from_f64(r.next_f64() - 0.5).to_le_bytes()).collect();
+    } else {
+        let fields: &[usize] = match ty {
+            GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+            GgmlType::Q2K => &[80, 82],
+            GgmlType::Q3K => &[108],
+            GgmlType::Q6K => &[208],
+            _ => &[0],
+        };
+        for blk in b.chunks_exact_mut(ts) {
+            for &o in fields {
+                blk[o..o + 2].copy_from_slice(&half::f16::from_f64(0.01).to_le_bytes());
+            }
+        }
+    }
+    b
+}
+
+fn main() -> lanterna::Result<()> {
+    std::env::set_var("NODEVICE_SELECT", "1");
+    let args: Vec<String> = std::env::args().collect();
+    let reps: u32 = args.iter().position(|a| a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5);
+    let ctx = GpuContext::new(&AdapterChoice::from_args(None, None)?)?;
+    let mut kernels = Kernels::for_adapter(&ctx.limits, &ctx.info);
+    let step = uniform(&ctx.device, "step", &Step::default());
+    println!("adapter: {}, {} threads per matvec row, {} reps", ctx.describe(), kernels.matvec_tpr, reps);
+    println!("| shape (cols × rows) | type | used by | µs | G weights/s | GB/s read | vs f32 matvec |");
+    println!("|---|---|---|---|---|---|---|");
+    // (cols, rows, type, where it is used)
+    let cases: &[(usize, usize, GgmlType, &str)] = &[
+        (576, 1536, GgmlType::Q4_1, "SmolLM2 ffn_gate/up"),
+        (1536, 576, GgmlType::Q4_1, "SmolLM2 ffn_down"),
+        (576, 49152, GgmlType::Q8_0, "SmolLM2 output (tied)"),
+        (640, 2048, GgmlType::Q5_0, "Gemma-3 ffn_gate/up"),
+        (640, 256, GgmlType::Q8_0, "Gemma-3 attn_v"),
+        (1024, 640, GgmlType::Q4K, "Gemma-3 attn_output"),
+        (2048, 640, GgmlType::Q6K, "Gemma-3 ffn_down"),
+        (640, 65536, GgmlType::Q8_0, "Gemma-3 output (a quarter)"),
+    ];
+    for &(cols, rows, ty, used) in cases {
+        // The prompt-processing kernel on a chunk of 64 tokens, same weights.
+        let tm = {
+            let bytes = rand_bytes(ty, cols * rows, 7);
+            let t = GpuTensor::upload(&ctx, "w", ty, cols, rows, &bytes)?;
+            let x = f32_buffer_init(&ctx, "x", &vec![0.5; cols * 64]);
+            let y = f32_buffer(&ctx, "y", rows * 64);
+            let tokens = f32_buffer(&ctx, "tokens", 64);
+            ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&Step { token: 0, pos: 0, n_pos: 1, n_tokens: 64 }));
+            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(lanterna::gpu::builder::Batch { max_tokens: 64, tokens: &tokens }) };
+            let d = b.matvec("bench", &t, &x, &y)?;
+            // time_dispatches records each for one token; scale the groups to 64.
+            let d: Vec<_> = d.into_iter().map(|mut d| { d.groups = lanterna::gpu::kernels::Groups::Fixed(d.groups.at(64).0, d.groups.at(64).1, 1); d }).collect();
+            time_dispatches(&ctx, &d, reps)?
+        };
+        println!("  matmul {ty} {cols}x{rows} x 64 tokens: {:.0} µs = {:.3} G weight-tokens/s", tm * 1e6, (cols * rows * 64) as f64 / tm / 1e9);
+        let mut run = |ty: GgmlType| -> lanterna::Result<(f64, u64)> {
+            let bytes = rand_bytes(ty, cols * rows, 7);
+            let t = GpuTensor::upload(&ctx, "w", ty, cols, rows, &bytes)?;
+            let x = f32_buffer_init(&ctx, "x", &vec![0.5; cols]);
+            let y = f32_buffer(&ctx, "y", rows);
+            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
+            let d = b.matvec("bench", &t, &x, &y)?;
+            Ok((time_dispatches(&ctx, &d, reps)?, t.bytes()))
+        };
+        let (tf, _) = run(GgmlType::F32)?;
+        let (tq, qbytes) = run(ty)?;
+        let w = (cols * rows) as f64;
+        println!(
+            "| {cols} × {rows} | {} | {used} | {:.0} | {:.3} | {:.2} | {:.0}% (f32: {:.3} G weights/s) |",
+            ty,
+            tq * 1e6,
+            w / tq / 1e9,
+            qbytes as f64 / tq / 1e9,
+            100.0 * tf / tq,
+            w / tf / 1e9
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+// Prompt processing: Y[t, out_offset + r] = Σ_c W[r, c] · X[t, c] for a chunk of tokens.
+// Each thread owns one row and eight tokens: block_dot (from quant/<type>.wgsl) runs with
+// acc_t = mat2x4<f32> (two columns of four tokens), so every weight block is decoded once
+// for eight tokens — on CPU-like adapters the decoding, not the memory, is the cost.
+
+struct Params {
+    rows: u32,        // rows in this part of the tensor
+    cols: u32,        // weights per row
+    row_bytes: u32,
+    out_offset: u32,  // first output column of this part
+    out_stride: u32,  // floats per token in Y (all rows of the tensor)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct Step {
+    token: u32,
+    pos: u32,
+    n_pos: u32,
+    n_tokens: u32,
+}
+
+@group(0) @binding(0) var<storage, read> W: array<u32>;        // [cols, rows] any GGUF type
+@group(0) @binding(1) var<storage, read> X: array<f32>;        // [tokens (padded to 8), cols]
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [tokens, out_stride]
+@group(0) @binding(3) var<uniform> P: Params;
+@group(0) @binding(4) var<uniform> S: Step;
+
+alias acc_t = mat2x4<f32>;
+
+fn acc_zero() -> acc_t {
+    return mat2x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+// First of this thread's eight tokens.
+var<private> t0: u32;
+
+fn xval(i: u32) -> acc_t {
+    let c = P.cols;
+    let b = t0 * c + i;
+    return mat2x4<f32>(vec4<f32>(X[b], X[b + c], X[b + 2u * c], X[b + 3u * c]),
+                       vec4<f32>(X[b + 4u * c], X[b + 5u * c], X[b + 6u * c], X[b + 7u * c]));
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x * 64u + lid;
+    t0 = wid.y * 8u;
+    if (row >= P.rows) {
+        return;
+    }
+    let nb = P.cols / BLOCK_WEIGHTS;
+    let base = row * P.row_bytes;
+    var acc = acc_zero();
+    for (var blk = 0u; blk < nb; blk++) {
+        acc += block_dot(base + blk * BLOCK_BYTES, blk * BLOCK_WEIGHTS);
+    }
+    for (var k = 0u; k < 8u; k++) {
+        let t = t0 + k;
+        if (t < S.n_tokens) {
+            Y[t * P.out_stride + P.out_offset + row] = acc[k / 4u][k % 4u];
+        }
+    }
+}
