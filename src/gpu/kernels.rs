@@ -132,13 +132,7 @@ impl Kernels {
                 _ => Vec::new(),
             };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let desc = wgpu::ShaderModuleDescriptor { label: Some(&k.name()), source: wgpu::ShaderSource::Wgsl(src.into()) };
-            let module = if std::env::var_os("LANTERNA_UNCHECKED").is_some() {
-                // SAFETY: experiment only.
-                unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
-            } else {
-                device.create_shader_module(desc)
-            };
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(&k.name()), source: wgpu::ShaderSource::Wgsl(src.into()) });
             let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&k.name()),
                 layout: None,
