@@ -73,7 +73,7 @@ fn main() -> lanterna::Result<()> {
             let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(lanterna::gpu::builder::Batch { max_tokens: 64, tokens: &tokens }) };
             let d = b.matvec("bench", &t, &x, &y)?;
             // time_dispatches records each for one token; scale the groups to 64.
-            let d: Vec<_> = d.into_iter().map(|mut d| { d.groups = lanterna::gpu::kernels::Groups::Fixed(d.groups.at(64).0, d.groups.at(64).1, 1); d }).collect();
+            let d: Vec<_> = d.into_iter().map(|mut d| { let g = d.groups.at(64); d.groups = lanterna::gpu::kernels::Groups::Fixed(g.0, g.1, g.2); d }).collect();
             time_dispatches(&ctx, &d, reps)?
         };
         println!("  matmul {ty} {cols}x{rows} x 64 tokens: {:.0} µs = {:.3} G weight-tokens/s", tm * 1e6, (cols * rows * 64) as f64 / tm / 1e9);
