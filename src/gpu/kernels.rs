@@ -199,8 +199,6 @@ pub enum Groups {
     PerToken { x: u32, per: u32 },
     /// ceil(n_tokens * per_token / per_group) workgroups, spilled into y past the limit.
     Flat { per_token: u32, per_group: u32, max: u32 },
-    /// `rows` workgroups (spilled into y) times ceil(n_tokens / per) in z.
-    RowsTokens { rows: u32, per: u32, max: u32 },
 }
 
 impl Groups {
@@ -211,10 +209,6 @@ impl Groups {
             Groups::Flat { per_token, per_group, max } => {
                 let n = (n_tokens * per_token).div_ceil(per_group).max(1);
                 if n <= max { (n, 1, 1) } else { (max, n.div_ceil(max), 1) }
-            }
-            Groups::RowsTokens { rows, per, max } => {
-                let z = n_tokens.div_ceil(per).max(1);
-                if rows <= max { (rows.max(1), 1, z) } else { (max, rows.div_ceil(max), z) }
             }
         }
     }
