@@ -19,23 +19,33 @@ fn block_get(b: u32, j: u32) -> f32 {
 fn block_dot(b: u32, xi: u32) -> acc_t {
     let d = load_f16(b + 208u);
     var s = acc_zero();
+    // Position l of a half feeds four weights (quarters k = 0..3) from ql[l], ql[l + 32]
+    // and qh[l]: read those three words once per four positions, keep one sum per quarter.
     for (var n = 0u; n < 2u; n++) {
-        for (var k = 0u; k < 4u; k++) {
-            for (var half = 0u; half < 2u; half++) {
-                let sc = sext8(load_u8(b + 192u + n * 8u + half + 2u * k));
-                var sq = acc_zero();
-                for (var w = 0u; w < 4u; w++) {
-                    let ql4 = load_u32(b + n * 64u + (k & 1u) * 32u + half * 16u + 4u * w);
-                    let qh4 = load_u32(b + 128u + n * 32u + half * 16u + 4u * w);
-                    for (var t = 0u; t < 4u; t++) {
-                        let qlb = (ql4 >> (8u * t)) & 0xFFu;
-                        let lo = select(qlb & 15u, qlb >> 4u, k >= 2u);
-                        let hi = (qh4 >> (8u * t + 2u * k)) & 3u;
-                        sq += f32(i32(lo | (hi << 4u)) - 32) * xval(xi + n * 128u + k * 32u + half * 16u + 4u * w + t);
-                    }
+        for (var half = 0u; half < 2u; half++) {
+            var s0 = acc_zero();
+            var s1 = acc_zero();
+            var s2 = acc_zero();
+            var s3 = acc_zero();
+            for (var w = 0u; w < 4u; w++) {
+                let l0 = half * 16u + 4u * w;
+                let qa = load_u32(b + n * 64u + l0);
+                let qb = load_u32(b + n * 64u + 32u + l0);
+                let qh = load_u32(b + 128u + n * 32u + l0);
+                for (var t = 0u; t < 4u; t++) {
+                    let a = (qa >> (8u * t)) & 0xFFu;
+                    let c = (qb >> (8u * t)) & 0xFFu;
+                    let h = (qh >> (8u * t)) & 0xFFu;
+                    let x = xi + n * 128u + l0 + t;
+                    s0 += f32(i32((a & 15u) | ((h & 3u) << 4u)) - 32) * xval(x);
+                    s1 += f32(i32((c & 15u) | (((h >> 2u) & 3u) << 4u)) - 32) * xval(x + 32u);
+                    s2 += f32(i32((a >> 4u) | (((h >> 4u) & 3u) << 4u)) - 32) * xval(x + 64u);
+                    s3 += f32(i32((c >> 4u) | (((h >> 6u) & 3u) << 4u)) - 32) * xval(x + 96u);
                 }
-                s += d * f32(sc) * sq;
             }
+            let sc = b + 192u + n * 8u + half;
+            s += d * (f32(sext8(load_u8(sc))) * s0 + f32(sext8(load_u8(sc + 2u))) * s1
+                    + f32(sext8(load_u8(sc + 4u))) * s2 + f32(sext8(load_u8(sc + 6u))) * s3);
         }
     }
     return s;
