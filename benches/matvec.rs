@@ -69,8 +69,9 @@ fn main() -> lanterna::Result<()> {
             let x = f32_buffer_init(&ctx, "x", &vec![0.5; cols * 64]);
             let y = f32_buffer(&ctx, "y", rows * 64);
             let tokens = f32_buffer(&ctx, "tokens", 64);
+            let xt = f32_buffer(&ctx, "xt", 64 * cols);
             ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&Step { token: 0, pos: 0, n_pos: 1, n_tokens: 64 }));
-            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(lanterna::gpu::builder::Batch { max_tokens: 64, tokens: &tokens }) };
+            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(lanterna::gpu::builder::Batch { max_tokens: 64, tokens: &tokens, xt: &xt }) };
             let d = b.matvec("bench", &t, &x, &y)?;
             // time_dispatches records each for one token; scale the groups to 64.
             let d: Vec<_> = d.into_iter().map(|mut d| { let g = d.groups.at(64); d.groups = lanterna::gpu::kernels::Groups::Fixed(g.0, g.1, g.2); d }).collect();

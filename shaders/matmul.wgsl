@@ -9,7 +9,7 @@ struct Params {
     row_bytes: u32,
     out_offset: u32,  // first output column of this part
     out_stride: u32,  // floats per token in Y (all rows of the tensor)
-    _pad0: u32,
+    x_stride: u32,    // vec4s per column of X (chunk size / 4)
     _pad1: u32,
     _pad2: u32,
 }
@@ -22,7 +22,7 @@ struct Step {
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;        // [cols, rows] any GGUF type
-@group(0) @binding(1) var<storage, read> X: array<f32>;        // [tokens (padded to 8), cols]
+@group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;  // [cols, chunk tokens] column-major
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [tokens, out_stride]
 @group(0) @binding(3) var<uniform> P: Params;
 @group(0) @binding(4) var<uniform> S: Step;
@@ -36,11 +36,10 @@ fn acc_zero() -> acc_t {
 // First of this thread's eight tokens.
 var<private> t0: u32;
 
+// Column i for the eight tokens: two vec4 loads from the column-major chunk.
 fn xval(i: u32) -> acc_t {
-    let c = P.cols;
-    let b = t0 * c + i;
-    return mat2x4<f32>(vec4<f32>(X[b], X[b + c], X[b + 2u * c], X[b + 3u * c]),
-                       vec4<f32>(X[b + 4u * c], X[b + 5u * c], X[b + 6u * c], X[b + 7u * c]));
+    let b = i * P.x_stride + t0 / 4u;
+    return mat2x4<f32>(X[b], X[b + 1u]);
 }
 
 @compute @workgroup_size(64)

@@ -252,7 +252,8 @@ fn matmul_every_type_for_a_chunk_of_tokens() {
         let xb = f32_buffer_init(&r.ctx, "x", &x);
         let yb = f32_buffer(&r.ctx, "y", 16 * rows);
         let tokens = f32_buffer(&r.ctx, "tokens", 16);
-        let mut b = Builder { ctx: &r.ctx, kernels: &mut r.kernels, step: &r.step, batch: Some(Batch { max_tokens: 16, tokens: &tokens }) };
+        let xt = f32_buffer(&r.ctx, "xt", 16 * cols);
+        let mut b = Builder { ctx: &r.ctx, kernels: &mut r.kernels, step: &r.step, batch: Some(Batch { max_tokens: 16, tokens: &tokens, xt: &xt }) };
         let d: Vec<_> = b.matvec("matmul", &t, &xb, &yb).unwrap().into_iter().map(|mut d| {
             let (gx, gy, gz) = d.groups.at(n_tok);
             d.groups = Groups::Fixed(gx, gy, gz);

@@ -29,6 +29,8 @@ pub struct Batch<'a> {
     pub max_tokens: u32,
     /// [max_tokens] u32 token ids of the chunk.
     pub tokens: &'a wgpu::Buffer,
+    /// [widest matmul input, max_tokens] the column-major copy each matmul reads.
+    pub xt: &'a wgpu::Buffer,
 }
 
 impl Builder<'_> {
@@ -71,9 +73,15 @@ impl Builder<'_> {
     /// y = W·x, one dispatch per part of W. `y` holds all `W.rows` outputs (per token).
     pub fn matvec(&mut self, label: &str, w: &GpuTensor, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Vec<Dispatch>> {
         let mut out = Vec::new();
-        if self.batch.is_some() {
+        if let Some(batch) = self.batch {
+            let u = batch.max_tokens;
+            let tp = uniform(&self.ctx.device, label, &TransposeParams { cols: w.cols, tokens: u, _pad: [0; 2] });
+            let n = w.cols as u64 * u as u64 * 4;
+            let groups = self.kernels.groups((w.cols * u).div_ceil(WG));
+            out.push(self.dispatch(Kernel::Transpose, &format!("{label}+transpose"), &[(0, x), (1, batch.xt), (2, &tp)], groups, Traffic { read: n, written: n, read_per_pos: 0 }, (batch.xt, w.cols * u))?);
+            let x = batch.xt;
             for part in &w.parts {
-                let p = MatmulParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start, out_stride: w.rows, _pad: [0; 3] };
+                let p = MatmulParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start, out_stride: w.rows, x_stride: u / 4, _pad: [0; 2] };
                 let pb = uniform(&self.ctx.device, label, &p);
                 let t = self.tokens() as u64;
                 let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + t * w.cols as u64 * 4, written: t * part.rows as u64 * 4, read_per_pos: 0 };

@@ -45,6 +45,8 @@ pub enum Kernel {
     Glu,
     Add,
     Softcap,
+    /// Token-major chunk → column-major, before each prompt matmul.
+    Transpose,
     /// The plain f32 copy the profiler measures the adapter's ceiling with.
     Stream,
 }
@@ -63,6 +65,7 @@ impl Kernel {
             Kernel::Glu => "glu".into(),
             Kernel::Add => "add".into(),
             Kernel::Softcap => "softcap".into(),
+            Kernel::Transpose => "transpose".into(),
             Kernel::Stream => "stream_f32".into(),
         }
     }
@@ -81,6 +84,7 @@ impl Kernel {
             Kernel::Glu => (include_str!("../../shaders/glu.wgsl").into(), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
             Kernel::Softcap => (include_str!("../../shaders/softcap.wgsl").into(), "main"),
+            Kernel::Transpose => (include_str!("../../shaders/transpose.wgsl").into(), "main"),
             Kernel::Stream => (include_str!("../../shaders/stream.wgsl").into(), "main"),
         }
     }

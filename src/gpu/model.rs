@@ -200,6 +200,8 @@ impl GpuModel {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let widest = c.n_embd.max(c.n_head * c.head_dim_v).max(c.n_ff);
+        let xt = f32_buffer(&ctx, "chunk column-major", widest * ubatch); // [widest input, ubatch]
         let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.k_cache"), n_ctx * c.k_dim())).collect();
         let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.v_cache"), n_ctx * c.v_dim())).collect();
 
@@ -233,7 +235,7 @@ impl GpuModel {
             segments.push(Segment::Pass(pass));
         }
         {
-            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(Batch { max_tokens: ubatch as u32, tokens: &tokens }) };
+            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(Batch { max_tokens: ubatch as u32, tokens: &tokens, xt: &xt }) };
             let pass = record_layers(&mut b, &m, &batch_acts, &mut prefill_segments)?;
             prefill_segments.push(Segment::Pass(pass));
             prefill_segments.push(Segment::CopyLastRow { src: batch_acts.x.clone(), dst: acts.x.clone(), bytes: (c.n_embd * 4) as u64 });
@@ -248,7 +250,7 @@ impl GpuModel {
             .map_err(|e| Error::Gpu(format!("waiting for the upload: {e}")))?;
         let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
         let n_vocab = c.n_vocab;
-        let mut keep: Vec<wgpu::Buffer> = k_cache.into_iter().chain(v_cache).chain(tables.into_iter().map(|t| t.1)).collect();
+        let mut keep: Vec<wgpu::Buffer> = std::iter::once(xt).chain(k_cache).chain(v_cache).chain(tables.into_iter().map(|t| t.1)).collect();
         for a in [acts, batch_acts] {
             keep.extend([a.x, a.xn, a.q, a.k, a.v, a.att, a.o, a.gate, a.up, a.scores]);
         }

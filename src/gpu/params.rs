@@ -36,9 +36,21 @@ pub struct MatmulParams {
     pub row_bytes: u32,
     pub out_offset: u32,
     pub out_stride: u32,
-    pub _pad: [u32; 3],
+    /// vec4s per column of the column-major chunk (chunk size / 4).
+    pub x_stride: u32,
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<MatmulParams>() == 32);
+
+/// shaders/transpose.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct TransposeParams {
+    pub cols: u32,
+    pub tokens: u32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<TransposeParams>() == 16);
 
 /// shaders/embed.wgsl
 #[repr(C)]
