@@ -3,7 +3,7 @@
 //! one adapter (lavapipe is compute-bound, so weights/s is its fair measure), plus GB/s of
 //! the bytes each kernel actually reads (the figure that matters on memory-bound GPUs).
 //!
-//!     cargo bench --bench matvec [-- --reps N]
+//!     cargo bench --bench matvec [-- --reps N]     (medians of N timed runs, default 5)
 
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, GpuTensor};
 use lanterna::gpu::builder::Builder;

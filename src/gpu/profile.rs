@@ -277,8 +277,9 @@ pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
     Ok((n * 8) as f64 / best / 1e9)
 }
 
-/// Seconds per repetition of `dispatches` (run `reps` times in one pass, after one
-/// warm-up), from GPU timestamps where the adapter has them, else the CPU clock.
+/// Median seconds of one run of `dispatches` over `reps` timed runs (each its own pass and
+/// submit, after one warm-up), from GPU timestamps where the adapter has them, else the
+/// CPU clock.
 pub fn time_dispatches(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch], reps: u32) -> Result<f64> {
     let mode = TimingMode::for_features(ctx.features);
     let qs = (mode != TimingMode::CpuSubmitPerOp)
@@ -290,16 +291,14 @@ pub fn time_dispatches(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch]
         mapped_at_creation: false,
     });
     let readback = staging_buffer(ctx, "bench readback", 16);
-    let mut result = 0.0;
-    for round in 0..2 {
+    let mut times = Vec::new();
+    for round in 0..=reps.max(1) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
             let tw = qs.as_ref().map(|q| wgpu::ComputePassTimestampWrites { query_set: q, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) });
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bench"), timestamp_writes: tw });
-            for _ in 0..if round == 0 { 1 } else { reps } {
-                for d in dispatches {
-                    d.record(&mut pass);
-                }
+            for d in dispatches {
+                d.record(&mut pass);
             }
         }
         if let Some(q) = &qs {
@@ -319,7 +318,10 @@ pub fn time_dispatches(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch]
                 .map_err(|e| Error::Gpu(format!("benchmark: {e}")))?;
             t0.elapsed().as_secs_f64()
         };
-        result = secs / reps as f64;
+        if round > 0 {
+            times.push(secs);
+        }
     }
-    Ok(result)
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
