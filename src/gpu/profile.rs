@@ -223,58 +223,26 @@ impl GpuModel {
     }
 }
 
-/// GB/s of the plain f32 copy kernel over `n` floats (best of a few runs after a
+/// GB/s of the plain f32 copy kernel over `n` floats (median of a few timed runs after a
 /// warm-up): the adapter's practical streaming ceiling.
 pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
     let mut kernels = Kernels::new(&ctx.limits);
     let pipeline = kernels.get(&ctx.device, Kernel::Stream)?.clone();
     let x = super::buffers::f32_buffer(ctx, "stream x", n);
     let y = super::buffers::f32_buffer(ctx, "stream y", n);
-    let bg = bind(&ctx.device, &pipeline, "stream", &[(0, &x), (1, &y)]);
-    let groups = kernels.groups((n as u32).div_ceil(64));
-    let mode = TimingMode::for_features(ctx.features);
-    let qs = (mode != TimingMode::CpuSubmitPerOp)
-        .then(|| ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("stream"), ty: wgpu::QueryType::Timestamp, count: 2 }));
-    let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("stream resolve"),
-        size: 16,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let readback = staging_buffer(ctx, "stream readback", 16);
-    let mut best = f64::INFINITY;
-    for run in 0..4 {
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let tw = qs.as_ref().map(|q| wgpu::ComputePassTimestampWrites { query_set: q, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) });
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("stream"), timestamp_writes: tw });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bg, &[]);
-            let (gx, gy, gz) = groups.at(1);
-            pass.dispatch_workgroups(gx, gy, gz);
-        }
-        if let Some(q) = &qs {
-            enc.resolve_query_set(q, 0..2, &resolve, 0);
-            enc.copy_buffer_to_buffer(&resolve, 0, &readback, 0, 16);
-        }
-        let t0 = Instant::now();
-        ctx.queue.submit(std::iter::once(enc.finish()));
-        let secs = if qs.is_some() {
-            let mut raw = [0f32; 4];
-            read_staging(ctx, &readback, &mut raw)?;
-            let t: &[u64] = bytemuck::cast_slice(&raw);
-            (t[1].saturating_sub(t[0])) as f64 * ctx.queue.get_timestamp_period() as f64 * 1e-9
-        } else {
-            ctx.device
-                .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
-                .map_err(|e| Error::Gpu(format!("stream kernel: {e}")))?;
-            t0.elapsed().as_secs_f64()
-        };
-        if run > 0 && secs > 0.0 {
-            best = best.min(secs);
-        }
-    }
-    Ok((n * 8) as f64 / best / 1e9)
+    let bind_group = bind(&ctx.device, &pipeline, "stream", &[(0, &x), (1, &y)]);
+    let bytes = n as u64 * 4;
+    let d = super::kernels::Dispatch {
+        kernel: Kernel::Stream,
+        label: "stream".into(),
+        pipeline,
+        bind_group,
+        groups: kernels.groups((n as u32).div_ceil(64)),
+        traffic: super::kernels::Traffic { read: bytes, written: bytes, read_per_pos: 0 },
+        output: None,
+    };
+    let secs = time_dispatches(ctx, &[d], 3)?;
+    Ok((2 * bytes) as f64 / secs.max(1e-12) / 1e9)
 }
 
 /// Median seconds of one run of `dispatches` over `reps` timed runs (each its own pass and
