@@ -134,8 +134,11 @@ impl GpuModel {
             _ => None,
         });
         let (si, di) = found.ok_or_else(|| Error::Usage(format!("no dispatch is labelled '{label}'")))?;
-        let Segment::Pass(ds) = &self.segments[si] else { unreachable!("found in a pass") };
-        let (out, len) = ds[di].output.clone().ok_or_else(|| Error::Usage(format!("'{label}' has no output buffer")))?;
+        let output = match &self.segments[si] {
+            Segment::Pass(ds) => ds[di].output.clone(),
+            _ => None,
+        };
+        let (out, len) = output.ok_or_else(|| Error::Usage(format!("'{label}' has no output buffer")))?;
         let deltas = f32_buffer_init(&self.ctx, "perturbation", &vec![delta; len as usize]);
         let mut b = Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step, batch: None };
         let add = b.add(&format!("{label}{PERTURBATION}"), &out, &deltas, len)?;
