@@ -30,6 +30,37 @@ pub struct CpuModel {
     pub capture: Option<Vec<Captured>>,
     /// [n_rot/2] RoPE frequency divisors (Llama 3.1, Phi-3 LongRoPE), if any.
     freq_factors: Option<Vec<f32>>,
+    s: Scratch,
+}
+
+/// Activations of one step, allocated once at load and reused by every token.
+struct Scratch {
+    x: Vec<f32>,    // [n_embd] residual stream
+    xn: Vec<f32>,   // [n_embd] normed block input
+    q: Vec<f32>,    // [n_head * head_dim]
+    k: Vec<f32>,    // [n_head_kv * head_dim]
+    v: Vec<f32>,    // [n_head_kv * head_dim_v]
+    att: Vec<f32>,  // [n_head * head_dim_v]
+    o: Vec<f32>,    // [n_embd] block output
+    gate: Vec<f32>, // [n_ff]
+    up: Vec<f32>,   // [n_ff]
+}
+
+impl Scratch {
+    fn new(c: &Config) -> Self {
+        let z = |n: usize| vec![0f32; n];
+        Scratch {
+            x: z(c.n_embd),
+            xn: z(c.n_embd),
+            q: z(c.q_dim()),
+            k: z(c.k_dim()),
+            v: z(c.v_dim()),
+            att: z(c.n_head * c.head_dim_v),
+            o: z(c.n_embd),
+            gate: z(c.n_ff),
+            up: z(c.n_ff),
+        }
+    }
 }
 
 impl CpuModel {
@@ -40,7 +71,8 @@ impl CpuModel {
         let n_layer = cfg.n_layer;
         let logits = vec![0.0; cfg.n_vocab];
         let freq_factors = rope_factors(g, &cfg, n_ctx)?;
-        Ok(CpuModel { cfg, w, k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_ctx, n_pos: 0, logits, capture: None, freq_factors })
+        let s = Scratch::new(&cfg);
+        Ok(CpuModel { cfg, w, k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_ctx, n_pos: 0, logits, capture: None, freq_factors, s })
     }
 }
 
@@ -71,17 +103,12 @@ impl Executor for CpuModel {
         }
         let e = c.n_embd;
         let embd = &self.w.token_embd;
-        let mut x: Vec<f32> = embd.data[token as usize * e..(token as usize + 1) * e].iter().map(|v| v * c.embd_scale).collect();
+        let Scratch { x, xn, q, k, v, att, o, gate, up } = &mut self.s;
+        for (d, w) in x.iter_mut().zip(&embd.data[token as usize * e..(token as usize + 1) * e]) {
+            *d = w * c.embd_scale;
+        }
         let freq_factors = self.freq_factors.as_deref();
 
-        let mut xn = vec![0f32; e];
-        let mut q = vec![0f32; c.q_dim()];
-        let mut k = vec![0f32; c.k_dim()];
-        let mut v = vec![0f32; c.v_dim()];
-        let mut att = vec![0f32; c.n_head * c.head_dim_v];
-        let mut o = vec![0f32; e];
-        let mut gate = vec![0f32; c.n_ff];
-        let mut up = vec![0f32; c.n_ff];
         let group = c.n_head / c.n_head_kv;
 
         let mut cap = self.capture.take();
@@ -93,12 +120,12 @@ impl Executor for CpuModel {
         for (il, (lw, plan)) in self.w.layers.iter().zip(&c.layers).enumerate() {
             // Attention block.
             xn.copy_from_slice(&x);
-            ops::rms_norm(&mut xn, &lw.attn_norm.data, c.rms_eps);
+            ops::rms_norm(xn, &lw.attn_norm.data, c.rms_eps);
             keep("attn_norm", il, &xn);
-            ops::matvec(&lw.attn_q.data, &xn, &mut q);
-            ops::matvec(&lw.attn_k.data, &xn, &mut k);
-            ops::matvec(&lw.attn_v.data, &xn, &mut v);
-            for (out, bias) in [(&mut q, &lw.attn_q_bias), (&mut k, &lw.attn_k_bias), (&mut v, &lw.attn_v_bias)] {
+            ops::matvec(&lw.attn_q.data, &xn, q);
+            ops::matvec(&lw.attn_k.data, &xn, k);
+            ops::matvec(&lw.attn_v.data, &xn, v);
+            for (out, bias) in [(&mut **q, &lw.attn_q_bias), (&mut **k, &lw.attn_k_bias), (&mut **v, &lw.attn_v_bias)] {
                 if let Some(b) = bias {
                     ops::add(out, &b.data);
                 }
@@ -108,8 +135,8 @@ impl Executor for CpuModel {
                 k.chunks_exact_mut(c.head_dim).for_each(|h| ops::rms_norm(h, &kn.data, c.rms_eps));
             }
             let cs = ops::rope_cos_sin(c.n_rot, pos, plan.rope_base, plan.rope_scale, freq_factors, c.rope_attn_factor);
-            ops::rope_with(&mut q, c.head_dim, c.n_rot, &cs, c.rope_style);
-            ops::rope_with(&mut k, c.head_dim, c.n_rot, &cs, c.rope_style);
+            ops::rope_with(q, c.head_dim, c.n_rot, &cs, c.rope_style);
+            ops::rope_with(k, c.head_dim, c.n_rot, &cs, c.rope_style);
             keep("q", il, &q);
             keep("k", il, &k);
             keep("v", il, &v);
@@ -134,30 +161,30 @@ impl Executor for CpuModel {
                 );
             }
             keep("attn", il, &att);
-            ops::matvec(&lw.attn_output.data, &att, &mut o);
+            ops::matvec(&lw.attn_output.data, &att, o);
             if let Some(n) = &lw.post_attn_norm {
-                ops::rms_norm(&mut o, &n.data, c.rms_eps);
+                ops::rms_norm(o, &n.data, c.rms_eps);
             }
             keep("attn_out", il, &o);
-            ops::add(&mut x, &o);
+            ops::add(x, &o);
 
             // Feed-forward block.
             xn.copy_from_slice(&x);
-            ops::rms_norm(&mut xn, &lw.ffn_norm.data, c.rms_eps);
+            ops::rms_norm(xn, &lw.ffn_norm.data, c.rms_eps);
             keep("ffn_norm", il, &xn);
-            ops::matvec(&lw.ffn_gate.data, &xn, &mut gate);
-            ops::matvec(&lw.ffn_up.data, &xn, &mut up);
-            ops::glu(&mut gate, &up, c.act);
-            ops::matvec(&lw.ffn_down.data, &gate, &mut o);
+            ops::matvec(&lw.ffn_gate.data, &xn, gate);
+            ops::matvec(&lw.ffn_up.data, &xn, up);
+            ops::glu(gate, &up, c.act);
+            ops::matvec(&lw.ffn_down.data, &gate, o);
             if let Some(n) = &lw.post_ffn_norm {
-                ops::rms_norm(&mut o, &n.data, c.rms_eps);
+                ops::rms_norm(o, &n.data, c.rms_eps);
             }
             keep("ffn_out", il, &o);
-            ops::add(&mut x, &o);
+            ops::add(x, &o);
             keep("residual", il, &x);
         }
         self.capture = cap;
-        ops::rms_norm(&mut x, &self.w.output_norm.data, c.rms_eps);
+        ops::rms_norm(x, &self.w.output_norm.data, c.rms_eps);
         ops::matvec(&self.w.lm_head().data, &x, &mut self.logits);
         if let Some(cap) = c.final_softcap {
             ops::softcap(&mut self.logits, cap);
