@@ -24,15 +24,8 @@ fn rand_bytes(ty: GgmlType, n: usize, seed: u64) -> Vec<u8> {
     } else if ty == GgmlType::F16 {
         b = (0..n).flat_map(|_| half::f16::from_f64(r.next_f64() - 0.5).to_le_bytes()).collect();
     } else {
-        let fields: &[usize] = match ty {
-            GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
-            GgmlType::Q2K => &[80, 82],
-            GgmlType::Q3K => &[108],
-            GgmlType::Q6K => &[208],
-            _ => &[0],
-        };
         for blk in b.chunks_exact_mut(ts) {
-            for &o in fields {
+            for &o in ty.f16_scale_offsets() {
                 blk[o..o + 2].copy_from_slice(&half::f16::from_f64(0.01).to_le_bytes());
             }
         }

@@ -90,13 +90,19 @@ fn gpt2_byte_chars() -> [char; 256] {
     map
 }
 
+/// Pre-tokenizers llama.cpp treats as Llama 3's: its regex, BOS added, and whole words
+/// that are tokens taken as they are (`ignore_merges`).
+fn is_llama3_pre(pre: &str) -> bool {
+    matches!(pre, "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral")
+}
+
 /// The pre-tokenizer regexes llama.cpp applies for each `tokenizer.ggml.pre`, in order.
 fn bpe_regexes(pre: &str) -> Vec<&'static str> {
     const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
     const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     match pre {
-        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" => vec![LLAMA3],
+        p if is_llama3_pre(p) => vec![LLAMA3],
         "dbrx" | "smaug-bpe" => vec![LLAMA3],
         "qwen2" | "deepseek-r1-qwen" | "stablelm2" | "megrez" => vec![QWEN2],
         "deepseek-coder" => vec![r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", r"[一-龥ࠀ-一가-퟿]+", r"\p{N}"],
@@ -172,8 +178,8 @@ impl Tokenizer {
         let (bos, eos, default_add_bos) = match kind {
             VocabKind::Spm => (id_key("tokenizer.ggml.bos_token_id", Some(1))?, id_key("tokenizer.ggml.eos_token_id", Some(2))?, true),
             VocabKind::Bpe => {
-                let llama3 = matches!(pre.as_str(), "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" | "tekken" | "chameleon");
-                (id_key("tokenizer.ggml.bos_token_id", Some(11))?, id_key("tokenizer.ggml.eos_token_id", Some(11))?, llama3)
+                let bos_default = is_llama3_pre(&pre) || matches!(pre.as_str(), "tekken" | "chameleon");
+                (id_key("tokenizer.ggml.bos_token_id", Some(11))?, id_key("tokenizer.ggml.eos_token_id", Some(11))?, bos_default)
             }
         };
         let add_bos = g.get_bool_opt("tokenizer.ggml.add_bos_token")?.unwrap_or(default_add_bos);
@@ -222,7 +228,7 @@ impl Tokenizer {
                     .then(|| (a.to_string(), b.to_string()))
             })
             .collect();
-        let ignore_merges = matches!(pre, "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" | "tekken");
+        let ignore_merges = is_llama3_pre(pre) || pre == "tekken";
         let bpe = BPE::builder()
             .vocab_and_merges(vocab.iter().map(|(k, v)| (k.clone(), *v)).collect::<ahash::AHashMap<_, _>>(), merges)
             .ignore_merges(ignore_merges)

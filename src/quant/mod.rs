@@ -137,6 +137,26 @@ impl GgmlType {
         (n / self.block_size()).checked_mul(self.type_size())
     }
 
+    /// Byte offsets of the f16 scale (and min) fields inside one block; empty for the float
+    /// types. Generators of random test and benchmark blocks overwrite these with finite values.
+    pub fn f16_scale_offsets(self) -> &'static [usize] {
+        use std::mem::offset_of;
+        use GgmlType::*;
+        match self {
+            F32 | F16 | BF16 => &[],
+            Q4_0 => &[offset_of!(BlockQ4_0, d)],
+            Q4_1 => &[offset_of!(BlockQ4_1, d), offset_of!(BlockQ4_1, m)],
+            Q5_0 => &[offset_of!(BlockQ5_0, d)],
+            Q5_1 => &[offset_of!(BlockQ5_1, d), offset_of!(BlockQ5_1, m)],
+            Q8_0 => &[offset_of!(BlockQ8_0, d)],
+            Q2K => &[offset_of!(BlockQ2K, d), offset_of!(BlockQ2K, dmin)],
+            Q3K => &[offset_of!(BlockQ3K, d)],
+            Q4K => &[offset_of!(BlockQ4K, d), offset_of!(BlockQ4K, dmin)],
+            Q5K => &[offset_of!(BlockQ5K, d), offset_of!(BlockQ5K, dmin)],
+            Q6K => &[offset_of!(BlockQ6K, d)],
+        }
+    }
+
     /// Bits per weight, for reports.
     pub fn bits_per_weight(self) -> f64 {
         self.type_size() as f64 * 8.0 / self.block_size() as f64
@@ -177,4 +197,21 @@ pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) -> Result<()> {
         GgmlType::Q6K => dequant_blocks::<BlockQ6K>(data, out),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GgmlType::*;
+
+    /// Where ggml-quants.h puts each block's f16 fields.
+    #[test]
+    fn scale_offsets_match_ggml_layouts() {
+        let want: [(super::GgmlType, &[usize]); 13] = [
+            (F32, &[]), (F16, &[]), (BF16, &[]), (Q4_0, &[0]), (Q4_1, &[0, 2]), (Q5_0, &[0]), (Q5_1, &[0, 2]),
+            (Q8_0, &[0]), (Q2K, &[80, 82]), (Q3K, &[108]), (Q4K, &[0, 2]), (Q5K, &[0, 2]), (Q6K, &[208]),
+        ];
+        for (ty, offs) in want {
+            assert_eq!(ty.f16_scale_offsets(), offs, "{ty}");
+        }
+    }
 }

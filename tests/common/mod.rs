@@ -100,24 +100,20 @@ pub fn rand_f32(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Seeded random blocks of a tensor type with finite f16 scales (random bytes there
-/// would be NaN or huge). Byte offsets of each type's f16 fields inside a block.
+/// would be NaN or huge).
 pub fn rand_tensor(ty: lanterna::quant::GgmlType, n_weights: usize, seed: u64) -> Vec<u8> {
     use lanterna::quant::GgmlType::*;
     let mut r = lanterna::sampler::Rng::new(seed);
-    let f16_fields: &[usize] = match ty {
+    match ty {
         F32 => return rand_f32(n_weights, seed).iter().flat_map(|v| v.to_le_bytes()).collect(),
         F16 => return rand_f32(n_weights, seed).iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
         BF16 => return rand_f32(n_weights, seed).iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
-        Q4_0 | Q5_0 | Q8_0 => &[0],
-        Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
-        Q2K => &[80, 82],
-        Q3K => &[108],
-        Q6K => &[208],
-    };
+        _ => {}
+    }
     let (bs, ts) = (ty.block_size() as usize, ty.type_size() as usize);
     let mut bytes: Vec<u8> = (0..n_weights / bs * ts).map(|_| r.next_u64() as u8).collect();
     for blk in bytes.chunks_exact_mut(ts) {
-        for &off in f16_fields {
+        for &off in ty.f16_scale_offsets() {
             let mag = 10f64.powf(-3.0 * r.next_f64()) * (r.next_f64() * 2.0 - 1.0);
             blk[off..off + 2].copy_from_slice(&half::f16::from_f64(mag).to_le_bytes());
         }
