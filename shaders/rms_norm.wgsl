@@ -14,22 +14,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> G: array<f32>;        // [cols] F32 norm weight
 @group(0) @binding(3) var<uniform> P: Params;
 
-const WG: u32 = 64u;
-var<workgroup> partial: array<f32, WG>;
-
-fn sum_squares(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
+// reduce_sum and WG come from reduce.wgsl, prepended by the host.
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -39,7 +24,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let v = X[base + i];
         acc += v * v;
     }
-    let scale = 1.0 / sqrt(sum_squares(lid, acc) / f32(P.cols) + P.eps);
+    let scale = 1.0 / sqrt(reduce_sum(lid, acc) / f32(P.cols) + P.eps);
     for (var i = lid; i < P.cols; i += WG) {
         Y[base + i] = X[base + i] * scale * G[i];
     }
@@ -53,7 +38,7 @@ fn main_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         let v = Y[base + i];
         acc += v * v;
     }
-    let scale = 1.0 / sqrt(sum_squares(lid, acc) / f32(P.cols) + P.eps);
+    let scale = 1.0 / sqrt(reduce_sum(lid, acc) / f32(P.cols) + P.eps);
     for (var i = lid; i < P.cols; i += WG) {
         Y[base + i] = Y[base + i] * scale * G[i];
     }

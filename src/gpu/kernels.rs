@@ -11,6 +11,7 @@ use crate::quant::GgmlType;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const KSCALE: &str = include_str!("../../shaders/quant/kscale.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 
 fn quant_source(ty: GgmlType) -> &'static str {
     use GgmlType::*;
@@ -77,10 +78,10 @@ impl Kernel {
             Kernel::Matmul(t) => (quant(t, include_str!("../../shaders/matmul.wgsl")), "main"),
             Kernel::Embed(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main"),
             Kernel::EmbedBatch(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main_batch"),
-            Kernel::RmsNorm => (include_str!("../../shaders/rms_norm.wgsl").into(), "main"),
-            Kernel::RmsNormInplace => (include_str!("../../shaders/rms_norm.wgsl").into(), "main_inplace"),
+            Kernel::RmsNorm => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main"),
+            Kernel::RmsNormInplace => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_inplace"),
             Kernel::Rope => (include_str!("../../shaders/rope.wgsl").into(), "main"),
-            Kernel::Attention => (include_str!("../../shaders/attention.wgsl").into(), "main"),
+            Kernel::Attention => (format!("{REDUCE}\n{}", include_str!("../../shaders/attention.wgsl")), "main"),
             Kernel::Glu => (include_str!("../../shaders/glu.wgsl").into(), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
             Kernel::Softcap => (include_str!("../../shaders/softcap.wgsl").into(), "main"),

@@ -128,9 +128,9 @@ impl GpuModel {
                 let t0 = Instant::now();
                 let mut i = 0;
                 for seg in &self.segments {
-                    let mut enc = self.ctx.device.create_command_encoder(&Default::default());
                     match seg {
                         Segment::CopyKv { src, dst, bytes } => {
+                            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
                             enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes);
                             self.ctx.queue.submit(std::iter::once(enc.finish()));
                         }
