@@ -38,7 +38,7 @@ fn main() -> lanterna::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let reps: u32 = args.iter().position(|a| a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5);
     let ctx = GpuContext::new(&AdapterChoice::from_args(None, None)?)?;
-    let mut kernels = Kernels::for_adapter(&ctx.limits, &ctx.info);
+    let mut kernels = Kernels::for_device(&ctx);
     let step = uniform(&ctx.device, "step", &Step::default());
     println!("adapter: {}, {} threads per matvec row, {} reps", ctx.describe(), kernels.matvec_tpr, reps);
     println!("| shape (cols × rows) | type | used by | µs | G weights/s | GB/s read | vs f32 matvec |");

@@ -1,7 +1,11 @@
 // Prompt processing: Y[t, out_offset + r] = Σ_c W[r, c] · X[t, c] for a chunk of tokens.
 // Each thread owns one row and eight tokens: block_dot (from quant/<type>.wgsl) runs with
 // acc_t = mat2x4<f32> (two columns of four tokens), so every weight block is decoded once
-// for eight tokens — on CPU-like adapters the decoding, not the memory, is the cost.
+// for eight tokens. How a column of X reaches the thread (`xval`) comes from
+// matmul_x_subgroup.wgsl or matmul_x_vec4.wgsl, appended after this file.
+//
+// No thread returns early: on lavapipe an early return puts every later load under an
+// execution mask, and subgroup broadcasts need every lane of the subgroup.
 
 struct Params {
     rows: u32,        // rows in this part of the tensor
@@ -36,28 +40,21 @@ fn acc_zero() -> acc_t {
 // First of this thread's eight tokens.
 var<private> t0: u32;
 
-// Column i for the eight tokens: two vec4 loads from the column-major chunk.
-fn xval(i: u32) -> acc_t {
-    let b = i * P.x_stride + t0 / 4u;
-    return mat2x4<f32>(X[b], X[b + 1u]);
-}
-
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x * 64u + lid;
-    t0 = wid.y * 8u;
-    if (row >= P.rows) {
-        return;
-    }
+fn main(ids: Ids) {
+    set_lane(ids);
+    let row = ids.wid.x * 64u + ids.lid;
+    t0 = ids.wid.y * 8u;
+    let live = row < P.rows;
     let nb = P.cols / BLOCK_WEIGHTS;
-    let base = row * P.row_bytes;
+    let base = min(row, P.rows - 1u) * P.row_bytes;
     var acc = acc_zero();
     for (var blk = 0u; blk < nb; blk++) {
         acc += block_dot(base + blk * BLOCK_BYTES, blk * BLOCK_WEIGHTS);
     }
     for (var k = 0u; k < 8u; k++) {
         let t = t0 + k;
-        if (t < S.n_tokens) {
+        if (live && t < S.n_tokens) {
             Y[t * P.out_stride + P.out_offset + row] = acc[k / 4u][k % 4u];
         }
     }

@@ -7,7 +7,7 @@ use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, GpuTensor};
 use lanterna::gpu::builder::{run_once, Batch, Builder};
-use lanterna::gpu::kernels::{uniform, Groups, Kernels};
+use lanterna::gpu::kernels::{uniform, Groups, Kernel, Kernels, MatmulX};
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
 use lanterna::model::{Activation, RopeStyle};
@@ -235,33 +235,44 @@ fn residual_add() {
 #[test]
 fn matmul_every_type_for_a_chunk_of_tokens() {
     let Some(mut r) = rig() else { return };
+    // Both ways of reading X: every adapter runs the vec4 one; the subgroup one where the
+    // device has subgroups of 8 or more (lavapipe does; it is what the model uses there).
+    let mut variants = vec![MatmulX::Vec4];
+    if r.ctx.features.contains(wgpu::Features::SUBGROUP) && r.ctx.info.subgroup_min_size >= 8 {
+        variants.push(MatmulX::Subgroup);
+    }
     // 13 tokens: not a multiple of the 8 tokens a thread computes; 37 rows: not of 64.
     let (rows, n_tok) = (37usize, 13u32);
-    for ty in GgmlType::ALL {
-        let blocks = if ty.block_size() == 1 { 75 } else if ty.block_size() == 32 { 5 } else { 2 };
-        let cols = blocks * ty.block_size() as usize;
-        let bytes = rand_tensor(ty, rows * cols, 500 + ty.id() as u64);
-        let x = rand_f32(16 * cols, 8); // buffer padded to a multiple of 8 tokens
-        let mut w = vec![0f32; rows * cols];
-        dequantize(ty, &bytes, &mut w).unwrap();
-        let mut want = vec![0f32; n_tok as usize * rows];
-        for t in 0..n_tok as usize {
-            ops::matvec(&w, &x[t * cols..(t + 1) * cols], &mut want[t * rows..(t + 1) * rows]);
+    for x_variant in variants {
+        r.kernels.matmul_x = x_variant;
+        for ty in GgmlType::ALL {
+            let blocks = if ty.block_size() == 1 { 75 } else if ty.block_size() == 32 { 5 } else { 2 };
+            let cols = blocks * ty.block_size() as usize;
+            let bytes = rand_tensor(ty, rows * cols, 500 + ty.id() as u64);
+            let x = rand_f32(16 * cols, 8); // buffer padded to a multiple of 8 tokens
+            let mut w = vec![0f32; rows * cols];
+            dequantize(ty, &bytes, &mut w).unwrap();
+            let mut want = vec![0f32; n_tok as usize * rows];
+            for t in 0..n_tok as usize {
+                ops::matvec(&w, &x[t * cols..(t + 1) * cols], &mut want[t * rows..(t + 1) * rows]);
+            }
+            let t = GpuTensor::upload_capped(&r.ctx, "w", ty, cols, rows, &bytes, ty.row_bytes(cols as u64).unwrap() * 16).unwrap();
+            let xb = f32_buffer_init(&r.ctx, "x", &x);
+            let yb = f32_buffer(&r.ctx, "y", 16 * rows);
+            let tokens = f32_buffer(&r.ctx, "tokens", 16);
+            let xt = f32_buffer(&r.ctx, "xt", 16 * cols);
+            let mut b = Builder { ctx: &r.ctx, kernels: &mut r.kernels, step: &r.step, batch: Some(Batch { max_tokens: 16, tokens: &tokens, xt: &xt }) };
+            let d: Vec<_> = b.matvec("matmul", &t, &xb, &yb).unwrap().into_iter().map(|mut d| {
+                let (gx, gy, gz) = d.groups.at(n_tok);
+                d.groups = Groups::Fixed(gx, gy, gz);
+                d
+            }).collect();
+            assert!(d.iter().any(|d| d.kernel == Kernel::Matmul(ty, x_variant)), "the {x_variant:?} matmul was not used");
+            run_once(&r.ctx, &r.step, Step { n_tokens: n_tok, pos: 0, n_pos: 1, token: 0 }, &d).unwrap();
+            let got = read_f32(&r.ctx, &yb, n_tok as usize * rows).unwrap();
+            let e = nmse(&got, &want);
+            assert!(e < F32_NMSE, "matmul ({x_variant:?}) {ty}: NMSE {e:e}");
         }
-        let t = GpuTensor::upload_capped(&r.ctx, "w", ty, cols, rows, &bytes, ty.row_bytes(cols as u64).unwrap() * 16).unwrap();
-        let xb = f32_buffer_init(&r.ctx, "x", &x);
-        let yb = f32_buffer(&r.ctx, "y", 16 * rows);
-        let tokens = f32_buffer(&r.ctx, "tokens", 16);
-        let xt = f32_buffer(&r.ctx, "xt", 16 * cols);
-        let mut b = Builder { ctx: &r.ctx, kernels: &mut r.kernels, step: &r.step, batch: Some(Batch { max_tokens: 16, tokens: &tokens, xt: &xt }) };
-        let d: Vec<_> = b.matvec("matmul", &t, &xb, &yb).unwrap().into_iter().map(|mut d| {
-            let (gx, gy, gz) = d.groups.at(n_tok);
-            d.groups = Groups::Fixed(gx, gy, gz);
-            d
-        }).collect();
-        run_once(&r.ctx, &r.step, Step { n_tokens: n_tok, pos: 0, n_pos: 1, token: 0 }, &d).unwrap();
-        let got = read_f32(&r.ctx, &yb, n_tok as usize * rows).unwrap();
-        let e = nmse(&got, &want);
-        assert!(e < F32_NMSE, "matmul {ty}: NMSE {e:e}");
+        println!("matmul ({x_variant:?}): all {} types within NMSE {F32_NMSE:e}", GgmlType::ALL.len());
     }
 }

@@ -87,7 +87,7 @@ impl Builder<'_> {
                 let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + t * w.cols as u64 * 4, written: t * part.rows as u64 * 4, read_per_pos: 0 };
                 let groups = Groups::PerToken { x: part.rows.div_ceil(WG), per: MATMUL_TOKENS };
                 let step = self.step;
-                out.push(self.dispatch(Kernel::Matmul(w.ty), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb), (4, step)], groups, traffic, (y, w.rows))?);
+                out.push(self.dispatch(Kernel::Matmul(w.ty, self.kernels.matmul_x), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb), (4, step)], groups, traffic, (y, w.rows))?);
             }
             return Ok(out);
         }

@@ -35,8 +35,8 @@ fn quant_source(ty: GgmlType) -> &'static str {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matvec(GgmlType),
-    /// Several tokens at once (prompt processing).
-    Matmul(GgmlType),
+    /// Several tokens at once (prompt processing), with X reaching each thread as `MatmulX` says.
+    Matmul(GgmlType, MatmulX),
     Embed(GgmlType),
     EmbedBatch(GgmlType),
     RmsNorm,
@@ -52,11 +52,35 @@ pub enum Kernel {
     Stream,
 }
 
+/// How the prompt matmul's threads get the eight token values of a column of X.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulX {
+    /// Each thread loads them (two vec4 loads): works everywhere.
+    Vec4,
+    /// One load per subgroup lane and broadcasts: needs subgroups of at least 8 lanes.
+    Subgroup,
+}
+
+impl MatmulX {
+    /// Subgroup broadcasts where the device has subgroups of 8 or more lanes; on lavapipe
+    /// they make the prompt matmul about four times faster (`cargo bench --bench matvec`).
+    /// `LANTERNA_MATMUL_X=vec4|subgroup` overrides it (subgroup only where possible).
+    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
+        let possible = features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
+        match std::env::var("LANTERNA_MATMUL_X").as_deref() {
+            Ok("vec4") => MatmulX::Vec4,
+            _ if possible => MatmulX::Subgroup,
+            _ => MatmulX::Vec4,
+        }
+    }
+}
+
 impl Kernel {
     pub fn name(self) -> String {
         match self {
             Kernel::Matvec(t) => format!("matvec_{}", t.name().to_lowercase()),
-            Kernel::Matmul(t) => format!("matmul_{}", t.name().to_lowercase()),
+            Kernel::Matmul(t, MatmulX::Vec4) => format!("matmul_{}", t.name().to_lowercase()),
+            Kernel::Matmul(t, MatmulX::Subgroup) => format!("matmul_sg_{}", t.name().to_lowercase()),
             Kernel::Embed(t) => format!("embed_{}", t.name().to_lowercase()),
             Kernel::EmbedBatch(t) => format!("embed_batch_{}", t.name().to_lowercase()),
             Kernel::RmsNorm => "rms_norm".into(),
@@ -75,7 +99,13 @@ impl Kernel {
         let quant = |ty: GgmlType, main: &str| format!("{COMMON}\n{KSCALE}\n{}\n{main}", quant_source(ty));
         match self {
             Kernel::Matvec(t) => (quant(t, include_str!("../../shaders/matvec.wgsl")), "main"),
-            Kernel::Matmul(t) => (quant(t, include_str!("../../shaders/matmul.wgsl")), "main"),
+            Kernel::Matmul(t, x) => {
+                let xs = match x {
+                    MatmulX::Vec4 => include_str!("../../shaders/matmul_x_vec4.wgsl"),
+                    MatmulX::Subgroup => include_str!("../../shaders/matmul_x_subgroup.wgsl"),
+                };
+                (format!("{}\n{xs}", quant(t, include_str!("../../shaders/matmul.wgsl"))), "main")
+            }
             Kernel::Embed(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main"),
             Kernel::EmbedBatch(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main_batch"),
             Kernel::RmsNorm => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main"),
@@ -100,6 +130,8 @@ pub struct Kernels {
     /// Threads per row of the matvec kernels (its `TPR` override constant): a power of
     /// two up to 64. See `default_matvec_tpr`.
     pub matvec_tpr: u32,
+    /// The prompt matmul's variant (see `MatmulX::for_adapter`).
+    pub matmul_x: MatmulX,
 }
 
 /// Threads per matvec row for an adapter: CPU adapters (lavapipe) run a workgroup's
@@ -120,11 +152,12 @@ pub fn default_matvec_tpr(info: &wgpu::AdapterInfo) -> u32 {
 
 impl Kernels {
     pub fn new(limits: &wgpu::Limits) -> Self {
-        Kernels { pipelines: HashMap::new(), max_groups: limits.max_compute_workgroups_per_dimension, matvec_tpr: 8 }
+        Kernels { pipelines: HashMap::new(), max_groups: limits.max_compute_workgroups_per_dimension, matvec_tpr: 8, matmul_x: MatmulX::Vec4 }
     }
 
-    pub fn for_adapter(limits: &wgpu::Limits, info: &wgpu::AdapterInfo) -> Self {
-        Kernels { matvec_tpr: default_matvec_tpr(info), ..Self::new(limits) }
+    /// The kernel variants that suit the device best.
+    pub fn for_device(ctx: &super::GpuContext) -> Self {
+        Kernels { matvec_tpr: default_matvec_tpr(&ctx.info), matmul_x: MatmulX::for_adapter(&ctx.info, ctx.features), ..Self::new(&ctx.limits) }
     }
 
     /// The pipeline of a kernel, compiled on first use; a WGSL or validation error

@@ -224,7 +224,7 @@ impl GpuModel {
         }
 
         let step = super::kernels::uniform(&ctx.device, "step", &Step::default());
-        let mut kernels = Kernels::for_adapter(&ctx.limits, &ctx.info);
+        let mut kernels = Kernels::for_device(&ctx);
         let m = Model { c, w: &weights, k_cache: &k_cache, v_cache: &v_cache, tables: &tables, n_ctx };
         let mut segments = Vec::new();
         let mut prefill_segments = Vec::new();

@@ -249,6 +249,11 @@ pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
 /// submit, after one warm-up), from GPU timestamps where the adapter has them, else the
 /// CPU clock.
 pub fn time_dispatches(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch], reps: u32) -> Result<f64> {
+    time_dispatches_n(ctx, dispatches, reps, 1)
+}
+
+/// `time_dispatches` for a step of `n_tokens` tokens (prompt-processing dispatches).
+pub fn time_dispatches_n(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch], reps: u32, n_tokens: u32) -> Result<f64> {
     let mode = TimingMode::for_features(ctx.features);
     let qs = (mode != TimingMode::CpuSubmitPerOp)
         .then(|| ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count: 2 }));
@@ -266,7 +271,7 @@ pub fn time_dispatches(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch]
             let tw = qs.as_ref().map(|q| wgpu::ComputePassTimestampWrites { query_set: q, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) });
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bench"), timestamp_writes: tw });
             for d in dispatches {
-                d.record(&mut pass);
+                d.record_n(&mut pass, n_tokens);
             }
         }
         if let Some(q) = &qs {
