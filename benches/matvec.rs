@@ -3,7 +3,7 @@
 //! one adapter (lavapipe is compute-bound, so weights/s is its fair measure), plus GB/s of
 //! the bytes each kernel actually reads (the figure that matters on memory-bound GPUs).
 //!
-//!     cargo bench --bench matvec [-- --reps N]     (medians of N timed runs, default 5)
+//!     cargo bench --bench matvec [-- --reps N] [--only TYPE]    (medians of N timed runs, default 5)
 
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, GpuTensor};
 use lanterna::gpu::builder::Builder;
@@ -54,7 +54,12 @@ fn main() -> lanterna::Result<()> {
         (2048, 640, GgmlType::Q6K, "Gemma-3 ffn_down"),
         (640, 65536, GgmlType::Q8_0, "Gemma-3 output (a quarter)"),
     ];
+    // `--only Q6_K`: just the cases of one type (quicker A/B runs of one decoder).
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     for &(cols, rows, ty, used) in cases {
+        if only.as_deref().is_some_and(|o| o != ty.name()) {
+            continue;
+        }
         // The prompt-processing kernel on a chunk of 64 tokens, same weights.
         let tm = {
             let bytes = rand_bytes(ty, cols * rows, 7);

@@ -18,6 +18,8 @@ fn block_get(b: u32, j: u32) -> f32 {
 
 fn block_dot(b: u32, xi: u32) -> acc_t {
     let d = load_f16(b + 208u);
+    // The 16 signed scales as four words, read once.
+    let scw = array<u32, 4>(load_u32(b + 192u), load_u32(b + 196u), load_u32(b + 200u), load_u32(b + 204u));
     var s = acc_zero();
     // Position l of a half feeds four weights (quarters k = 0..3) from ql[l], ql[l + 32]
     // and qh[l]: read those three words once per four positions, keep one sum per quarter.
@@ -43,9 +45,12 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
                     s3 += f32(i32((c >> 4u) | (((h >> 6u) & 3u) << 4u)) - 32) * xval(x + 96u);
                 }
             }
-            let sc = b + 192u + n * 8u + half;
-            s += d * (f32(sext8(load_u8(sc))) * s0 + f32(sext8(load_u8(sc + 2u))) * s1
-                    + f32(sext8(load_u8(sc + 4u))) * s2 + f32(sext8(load_u8(sc + 6u))) * s3);
+            // Scales n*8 + half + {0, 2, 4, 6}: bytes half and half + 2 of words 2n and 2n + 1.
+            let lo = scw[2u * n];
+            let hi = scw[2u * n + 1u];
+            let sh = 8u * half;
+            s += d * (f32(sext8(lo >> sh)) * s0 + f32(sext8(lo >> (sh + 16u))) * s1
+                    + f32(sext8(hi >> sh)) * s2 + f32(sext8(hi >> (sh + 16u))) * s3);
         }
     }
     return s;
