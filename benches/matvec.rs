@@ -76,17 +76,30 @@ fn main() -> lanterna::Result<()> {
             time_dispatches(&ctx, &d, reps)?
         };
         println!("  matmul {ty} {cols}x{rows} x 64 tokens: {:.0} µs = {:.3} G weight-tokens/s", tm * 1e6, (cols * rows * 64) as f64 / tm / 1e9);
-        let mut run = |ty: GgmlType| -> lanterna::Result<(f64, u64)> {
+        // The f32 and the quantized kernel alternate, one timed run each, so that anything
+        // else slowing the machine for a while slows both: their ratio is the figure here.
+        let mut setup = |ty: GgmlType| -> lanterna::Result<(Vec<lanterna::gpu::kernels::Dispatch>, GpuTensor, [wgpu::Buffer; 2])> {
             let bytes = rand_bytes(ty, cols * rows, 7);
             let t = GpuTensor::upload(&ctx, "w", ty, cols, rows, &bytes)?;
             let x = f32_buffer_init(&ctx, "x", &vec![0.5; cols]);
             let y = f32_buffer(&ctx, "y", rows);
             let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
             let d = b.matvec("bench", &t, &x, &y)?;
-            Ok((time_dispatches(&ctx, &d, reps)?, t.bytes()))
+            Ok((d, t, [x, y]))
         };
-        let (tf, _) = run(GgmlType::F32)?;
-        let (tq, qbytes) = run(ty)?;
+        let (df, _tf, _bf) = setup(GgmlType::F32)?;
+        let (dq, tq_tensor, _bq) = setup(ty)?;
+        let qbytes = tq_tensor.bytes();
+        let (mut tfs, mut tqs) = (Vec::new(), Vec::new());
+        for _ in 0..reps.max(1) {
+            tfs.push(time_dispatches(&ctx, &df, 1)?);
+            tqs.push(time_dispatches(&ctx, &dq, 1)?);
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (tf, tq) = (median(tfs), median(tqs));
         let w = (cols * rows) as f64;
         println!(
             "| {cols} × {rows} | {} | {used} | {:.0} | {:.3} | {:.2} | {:.0}% (f32: {:.3} G weights/s) |",

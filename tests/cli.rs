@@ -185,3 +185,39 @@ fn run_on_the_gpu_as_a_user_does() {
     assert!(err.contains("uploaded") && err.contains("MiB of weights"), "{err}");
     assert!(err.contains("decode") && err.contains("tokens/s"), "{err}");
 }
+
+#[test]
+fn bench_reports_llama_bench_columns_in_md_and_json() {
+    if gpu().is_none() {
+        return;
+    }
+    let path = model_path(&SMOLLM2);
+    let path = path.to_str().unwrap();
+    // Short tests keep this quick on lavapipe; the figures themselves are not asserted.
+    let args = ["bench", "-m", path, "-p", "9", "-n", "3", "-r", "2"];
+    let v = json_out(&[&args[..], &["-o", "json"]].concat());
+    let rows = v.as_array().expect("an array of tests");
+    let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
+    assert_eq!(tests, ["pp9", "tg3"]);
+    for r in rows {
+        let (mean, median) = (r["tokens_per_s"].as_f64().unwrap(), r["median_tokens_per_s"].as_f64().unwrap());
+        assert!(mean > 0.0 && median > 0.0 && r["sd"].as_f64().unwrap() >= 0.0, "{r}");
+        assert_eq!(r["reps"], 2);
+        assert!(r["backend"].as_str().unwrap().starts_with("gpu: "), "{r}");
+        assert!(r["params"].as_u64().unwrap() > 100_000_000, "{r}");
+    }
+    // Decode rows carry the weight bytes read per token and the rate they imply.
+    let tg = &rows[1];
+    let bytes = tg["weight_bytes_per_token"].as_f64().unwrap();
+    let gbs = tg["gb_per_s"].as_f64().unwrap();
+    assert!((gbs - bytes * tg["tokens_per_s"].as_f64().unwrap() / 1e9).abs() < 1e-9 * bytes.max(1.0), "{tg}");
+    assert!(rows[0]["weight_bytes_per_token"].is_null());
+
+    let o = lanterna(&[&args[..], &["-o", "md"]].concat());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("| model | size | params | backend | test | t/s |"), "{out}");
+    assert_eq!(lines.len(), 4, "header, rule and one row per test:\n{out}");
+    assert!(lines[2].contains("| pp9 |") && lines[3].contains("| tg3 |"), "{out}");
+}

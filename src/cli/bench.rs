@@ -47,10 +47,21 @@ pub struct BenchArgs {
     adapter: Option<usize>,
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
-    (m, var.sqrt())
+/// Mean, sample standard deviation and median of the timed repetitions.
+struct Stats {
+    mean: f64,
+    sd: f64,
+    median: f64,
+}
+
+fn stats(v: &[f64]) -> Stats {
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n == 0 { 0.0 } else if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+    Stats { mean, sd: var.sqrt(), median }
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -94,7 +105,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 rates.push(n as f64 / t.elapsed().as_secs_f64());
             }
         }
-        rows.push((format!("pp{n}"), mean_sd(&rates), None));
+        rows.push((format!("pp{n}"), stats(&rates), None));
     }
     for &n in &a.tg {
         if n == 0 {
@@ -112,37 +123,44 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 rates.push(n as f64 / t.elapsed().as_secs_f64());
             }
         }
-        let (m, sd) = mean_sd(&rates);
-        rows.push((format!("tg{n}"), (m, sd), Some(bytes_per_token)));
+        rows.push((format!("tg{n}"), stats(&rates), Some(bytes_per_token)));
     }
 
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     match a.output {
         Output::Md => {
-            println!("| model | size | params | backend | test | t/s | weight MiB/token | GB/s |");
-            println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
-            for (test, (m, sd), bpt) in &rows {
+            println!("| model | size | params | backend | test | t/s | median t/s | weight MiB/token | GB/s |");
+            println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+            for (test, st, bpt) in &rows {
                 let (mib, gbs) = match bpt {
-                    Some(b) => (format!("{:.1}", *b as f64 / (1 << 20) as f64), format!("{:.2}", *b as f64 * m / 1e9)),
+                    Some(b) => (format!("{:.1}", *b as f64 / (1 << 20) as f64), format!("{:.2}", *b as f64 * st.mean / 1e9)),
                     None => ("-".into(), "-".into()),
                 };
-                println!("| {model_name} | {:.2} GiB | {:.2} M | {backend} | {test} | {m:.2} ± {sd:.2} | {mib} | {gbs} |", gib(size), params as f64 / 1e6);
+                println!(
+                    "| {model_name} | {:.2} GiB | {:.2} M | {backend} | {test} | {:.2} ± {:.2} | {:.2} | {mib} | {gbs} |",
+                    gib(size),
+                    params as f64 / 1e6,
+                    st.mean,
+                    st.sd,
+                    st.median
+                );
             }
         }
         Output::Csv => {
-            println!("model,size_bytes,params,backend,test,tokens_per_s,sd,weight_bytes_per_token,gb_per_s");
-            for (test, (m, sd), bpt) in &rows {
-                let gbs = bpt.map(|b| format!("{:.4}", b as f64 * m / 1e9)).unwrap_or_default();
-                println!("{model_name},{size},{params},\"{backend}\",{test},{m:.4},{sd:.4},{},{gbs}", bpt.map(|b| b.to_string()).unwrap_or_default());
+            println!("model,size_bytes,params,backend,test,tokens_per_s,sd,median,weight_bytes_per_token,gb_per_s");
+            for (test, st, bpt) in &rows {
+                let gbs = bpt.map(|b| format!("{:.4}", b as f64 * st.mean / 1e9)).unwrap_or_default();
+                let bytes = bpt.map(|b| b.to_string()).unwrap_or_default();
+                println!("{model_name},{size},{params},\"{backend}\",{test},{:.4},{:.4},{:.4},{bytes},{gbs}", st.mean, st.sd, st.median);
             }
         }
         Output::Json => {
             let v: Vec<_> = rows
                 .iter()
-                .map(|(test, (m, sd), bpt)| {
+                .map(|(test, st, bpt)| {
                     json!({"model": model_name, "size_bytes": size, "params": params, "backend": backend, "test": test,
-                        "tokens_per_s": m, "sd": sd, "reps": a.reps,
-                        "weight_bytes_per_token": bpt, "gb_per_s": bpt.map(|b| b as f64 * m / 1e9)})
+                        "tokens_per_s": st.mean, "sd": st.sd, "median_tokens_per_s": st.median, "reps": a.reps,
+                        "weight_bytes_per_token": bpt, "gb_per_s": bpt.map(|b| b as f64 * st.mean / 1e9)})
                 })
                 .collect();
             println!("{}", serde_json::Value::Array(v));
