@@ -1,7 +1,7 @@
 //! A minimal GGUF writer: builds valid files for tests (tiny models, and the starting
 //! point of hostile ones) and, later, for `lanterna quantize`.
 
-use super::{MetaValue, ValueType, DEFAULT_ALIGNMENT, GGUF_MAGIC};
+use super::{GgufFile, MetaValue, ValueType, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 use crate::quant::GgmlType;
 
 pub struct GgufWriter {
@@ -59,6 +59,17 @@ fn put_value(out: &mut Vec<u8>, v: &MetaValue) {
 }
 
 impl GgufWriter {
+    /// Everything in `g` — metadata and each tensor's bytes as stored — ready to change
+    /// and write again (hostile-file tests start from a valid model this way).
+    pub fn from_file(g: &GgufFile) -> Self {
+        GgufWriter {
+            version: g.version,
+            alignment: g.alignment,
+            metadata: g.metadata.clone(),
+            tensors: g.tensors.iter().map(|t| (t.name.clone(), t.dims.clone(), t.ty, g.tensor_data(t).to_vec())).collect(),
+        }
+    }
+
     pub fn kv(&mut self, key: &str, v: MetaValue) -> &mut Self {
         self.metadata.push((key.to_string(), v));
         self

@@ -139,8 +139,16 @@ impl Config {
         if n_layer > 4096 || n_head > 4096 || n_embd > 1 << 20 {
             return Err(Error::metadata(format!("{name}.*"), "implausibly large hyperparameters"));
         }
-        let default_head = if n_embd % n_head == 0 { n_embd / n_head } else { 0 };
-        let head_dim = g.get_u64_or(&key(&name, "attention.key_length"), default_head as u64)? as usize;
+        let head_dim = match g.get(&key(&name, "attention.key_length")) {
+            Some(_) => u("attention.key_length")?,
+            None if n_embd % n_head == 0 => n_embd / n_head,
+            None => {
+                return Err(Error::metadata(
+                    key(&name, "embedding_length"),
+                    format!("{n_embd} is not divisible by attention.head_count {n_head}, and the file gives no attention.key_length"),
+                ))
+            }
+        };
         let head_dim_v = g.get_u64_or(&key(&name, "attention.value_length"), head_dim as u64)? as usize;
         if head_dim == 0 || head_dim % 2 != 0 || head_dim_v == 0 {
             return Err(Error::metadata(key(&name, "attention.key_length"), format!("head width {head_dim} must be positive and even")));
@@ -150,10 +158,19 @@ impl Config {
             return Err(Error::metadata(key(&name, "rope.dimension_count"), format!("{n_rot} must be even and at most the head width {head_dim}")));
         }
         let rms_eps = g.get_f32(&key(&name, "attention.layer_norm_rms_epsilon"))?;
+        let n_tokens = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map(|a| a.len());
         let n_vocab = match g.get(&key(&name, "vocab_size")) {
             Some(_) => u("vocab_size")?,
             None => g.get_array("tokenizer.ggml.tokens")?.len(),
         };
+        // As llama.cpp: every token needs a row of token_embd.weight and a logit, and no
+        // logit may stand for a token the tokenizer cannot print.
+        if let Some(n) = n_tokens.filter(|&n| n != n_vocab) {
+            return Err(Error::metadata(
+                "tokenizer.ggml.tokens",
+                format!("{n} tokens, but the model's vocabulary ({}, the rows of token_embd.weight) has {n_vocab}", key(&name, "vocab_size")),
+            ));
+        }
 
         let rope_base = g.get_f32_opt(&key(&name, "rope.freq_base"))?.unwrap_or(10000.0);
         let rope_scale = match g.get(&key(&name, "rope.scaling.type")).and_then(|v| v.as_str()) {
