@@ -40,6 +40,14 @@ pub enum Error {
     #[error("GPU kernel '{kernel}': {msg}")]
     Kernel { kernel: String, msg: String },
 
+    /// A model, cache or buffer larger than the adapter allows, found before upload.
+    #[error("does not fit the adapter: {0}")]
+    DoesNotFit(String),
+
+    /// Generation stopped by the user (Ctrl-C); what was printed stays printed.
+    #[error("interrupted")]
+    Interrupted,
+
     #[error("context: {0}")]
     Context(String),
 

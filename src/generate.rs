@@ -34,6 +34,8 @@ pub enum StopReason {
     Length,
     /// An end-of-generation token was sampled.
     Eos,
+    /// The user asked to stop (Ctrl-C; `crate::interrupt`).
+    Interrupted,
 }
 
 impl StopReason {
@@ -41,6 +43,7 @@ impl StopReason {
         match self {
             StopReason::Length => "length",
             StopReason::Eos => "eos",
+            StopReason::Interrupted => "interrupted",
         }
     }
 }
@@ -117,6 +120,10 @@ pub fn generate(
     let mut decode_ms = 0.0;
     let mut decode_steps = 0;
     while tokens.len() < max_tokens {
+        if crate::interrupt::requested() {
+            stop = StopReason::Interrupted;
+            break;
+        }
         margins.push(top2_margin(&logits));
         let next = sampler.sample(&logits, &history);
         tokens.push(next);

@@ -9,6 +9,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod gpu;
+pub mod interrupt;
 pub mod model;
 pub mod models;
 pub mod quant;

@@ -9,6 +9,11 @@ fn main() -> ExitCode {
     }
     match lanterna_cli::main() {
         Ok(()) => ExitCode::SUCCESS,
+        // Ctrl-C: the output so far is already printed; 130 is the shell's SIGINT status.
+        Err(lanterna::Error::Interrupted) => {
+            eprintln!("lanterna: interrupted");
+            ExitCode::from(130)
+        }
         Err(e) => {
             // One line naming the problem; no backtrace, no panic.
             eprintln!("error: {e}");

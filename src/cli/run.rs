@@ -119,6 +119,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         eprintln!("lanterna: {} on {}, {} prompt tokens, seed {seed}", g.path.display(), exec.name(), prompt.len());
     }
 
+    // From here Ctrl-C stops after the current token instead of killing the process.
+    lanterna::interrupt::install_handler();
     let mut out = std::io::stdout().lock();
     let mut stream = StreamDecoder::default();
     let json = a.json;
@@ -159,6 +161,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             gen.decode_tokens_per_s(),
             gen.stop.as_str()
         );
+    }
+    if gen.stop == lanterna::generate::StopReason::Interrupted {
+        return Err(Error::Interrupted);
     }
     Ok(())
 }

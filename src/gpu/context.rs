@@ -74,6 +74,9 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// The first error wgpu reported outside an error scope, or the device's loss: wgpu's
+    /// default would panic; we keep it here and `check_health` turns it into an error.
+    fault: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl GpuContext {
@@ -102,7 +105,35 @@ impl GpuContext {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Gpu(format!("requesting a device from {}: {e}", info.name)))?;
-        Ok(GpuContext { adapter, info, device, queue, limits, features })
+        let fault = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let f = fault.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            let msg = match &e {
+                wgpu::Error::OutOfMemory { .. } => format!("out of GPU memory: {e}"),
+                wgpu::Error::Validation { description, .. } => format!("rejected by validation: {description}"),
+                wgpu::Error::Internal { description, .. } => format!("internal driver error: {description}"),
+            };
+            // wgpu's descriptions span lines; an error here is one line.
+            let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+            if let Ok(mut slot) = f.lock() {
+                slot.get_or_insert(msg);
+            }
+        }));
+        let f = fault.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut slot) = f.lock() {
+                slot.get_or_insert_with(|| format!("the device was lost ({reason:?}){}", if msg.is_empty() { String::new() } else { format!(": {msg}") }));
+            }
+        });
+        Ok(GpuContext { adapter, info, device, queue, limits, features, fault })
+    }
+
+    /// An error if wgpu reported a fault (uncaptured error, device loss) since creation.
+    pub fn check_health(&self) -> Result<()> {
+        match self.fault.lock().ok().and_then(|s| s.clone()) {
+            Some(msg) => Err(Error::Gpu(format!("{msg} ({})", self.info.name))),
+            None => Ok(()),
+        }
     }
 
     pub fn describe(&self) -> String {

@@ -7,6 +7,7 @@ pub mod context;
 pub mod kernels;
 pub mod model;
 pub mod params;
+pub mod plan;
 pub mod profile;
 
 pub use context::{AdapterChoice, GpuContext};

@@ -11,6 +11,7 @@ use super::builder::{Batch, Builder};
 use super::context::{AdapterChoice, GpuContext};
 use super::kernels::{Dispatch, Kernels};
 use super::params::{AttnParams, Step};
+use super::plan::{activation_floats, ubatch_for, MemoryPlan};
 use crate::cpu::ops::rope_cos_sin;
 use crate::error::{Error, Result};
 use crate::generate::Executor;
@@ -18,7 +19,7 @@ use crate::gguf::GgufFile;
 use crate::model::{rope_factors, Config, ModelWeights};
 
 /// Tokens per prompt-processing chunk (llama.cpp's ubatch); a multiple of MATMUL_TOKENS.
-pub const DEFAULT_UBATCH: usize = 64;
+pub use super::plan::DEFAULT_UBATCH;
 
 /// A run of dispatches in one compute pass, or a copy between passes.
 pub enum Segment {
@@ -45,19 +46,9 @@ struct Acts {
 
 impl Acts {
     fn new(ctx: &GpuContext, c: &Config, tokens: usize, n_ctx: usize) -> Self {
-        let b = |label: &str, n: usize| f32_buffer(ctx, label, tokens * n);
-        Acts {
-            x: b("x", c.n_embd),
-            xn: b("xn", c.n_embd),
-            q: b("q", c.q_dim()),
-            k: b("k", c.k_dim()),
-            v: b("v", c.v_dim()),
-            att: b("att", c.n_head * c.head_dim_v),
-            o: b("o", c.n_embd),
-            gate: b("gate", c.n_ff),
-            up: b("up", c.n_ff),
-            scores: b("scores", c.n_head * n_ctx),
-        }
+        // Sizes from the memory plan, so that the plan and the allocation cannot drift.
+        let [x, xn, q, k, v, att, o, gate, up, scores] = activation_floats(c, tokens, n_ctx).map(|(label, n)| f32_buffer(ctx, label, n));
+        Acts { x, xn, q, k, v, att, o, gate, up, scores }
     }
 }
 
@@ -183,6 +174,11 @@ impl GpuModel {
     }
 
     pub fn load_on(ctx: GpuContext, g: &GgufFile, cfg: Config, n_ctx: usize) -> Result<Self> {
+        // Refuse a model or context the adapter cannot hold before uploading anything.
+        let plan = MemoryPlan::new(g, &cfg, n_ctx)?;
+        plan.check(&ctx.limits, &ctx.describe())?;
+        // Memory can still run out (no API tells how much there is): catch it as an error.
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let t0 = Instant::now();
         let mut upload_bytes = 0u64;
         let weights = ModelWeights::load(&cfg, g, |t| {
@@ -190,7 +186,7 @@ impl GpuModel {
             GpuTensor::upload(&ctx, &t.name, t.ty, t.row_len(), t.n_rows(), g.tensor_data(t))
         })?;
         let c = &cfg;
-        let ubatch = DEFAULT_UBATCH.min(n_ctx.div_ceil(8) * 8);
+        let ubatch = ubatch_for(n_ctx);
         let acts = Acts::new(&ctx, c, 1, n_ctx);
         let batch_acts = Acts::new(&ctx, c, ubatch, n_ctx);
         let logits = f32_buffer(&ctx, "logits", c.n_vocab); // [n_vocab]
@@ -244,6 +240,13 @@ impl GpuModel {
         }
 
         let staging = staging_buffer(&ctx, "logits staging", (c.n_vocab * 4) as u64);
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            return Err(Error::Gpu(format!(
+                "out of GPU memory while loading the model (its plan needs {} in all; see `lanterna info --ctx`): {e}",
+                super::plan::human_bytes(plan.total())
+            )));
+        }
+        ctx.check_health()?;
         // Make sure everything is on the device before timing stops.
         ctx.device
             .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
@@ -321,12 +324,24 @@ impl GpuModel {
     }
 
     fn submit(&self, cmd: wgpu::CommandBuffer) -> Result<()> {
+        self.ctx.check_health()?;
+        let oom = self.ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         self.ctx.queue.submit(std::iter::once(cmd));
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("step rejected: {e}")));
         }
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            return Err(Error::Gpu(format!("out of GPU memory during the step: {e}")));
+        }
         Ok(())
+    }
+
+    /// Wait for the step and read its logits; a lost device or fault becomes an error.
+    fn read_logits(&mut self) -> Result<()> {
+        let r = read_staging(&self.ctx, &self.staging, &mut self.logits);
+        self.ctx.check_health()?;
+        r
     }
 }
 
@@ -351,7 +366,7 @@ impl Executor for GpuModel {
             self.step_profiled(pos)?;
         } else {
             self.submit(self.encode(pos))?;
-            read_staging(&self.ctx, &self.staging, &mut self.logits)?;
+            self.read_logits()?;
         }
         self.n_pos += 1;
         Ok(&self.logits)
@@ -388,7 +403,7 @@ impl Executor for GpuModel {
             self.submit(enc.finish())?;
             self.n_pos += chunk.len();
         }
-        read_staging(&self.ctx, &self.staging, &mut self.logits)?;
+        self.read_logits()?;
         Ok(&self.logits)
     }
 }

@@ -1,0 +1,214 @@
+//! The GPU memory plan: every buffer the GPU executor will create for a model at a context
+//! size, computed from the file and the configuration alone — before anything is uploaded —
+//! so that a model that cannot fit the adapter is refused with the figures, and `info` can
+//! show where the bytes go. `GpuModel::load_on` allocates exactly these buffers (a test
+//! counts them).
+
+use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::model::{Config, ModelWeights};
+use crate::quant::GgmlType;
+
+/// Tokens per prompt chunk (the `ubatch`), at most.
+pub const DEFAULT_UBATCH: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    Weights,
+    KvCache,
+    Activations,
+    /// Prompt-chunk scratch, RoPE tables, token ids, logits and their readback.
+    Other,
+}
+
+impl Category {
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Weights => "weights",
+            Category::KvCache => "KV cache",
+            Category::Activations => "activations",
+            Category::Other => "tables, logits, scratch",
+        }
+    }
+}
+
+/// Buffers of one kind: `count` buffers, `bytes` in all, the largest `largest` bytes.
+#[derive(Clone, Debug)]
+pub struct PlanItem {
+    pub what: String,
+    pub category: Category,
+    pub count: u64,
+    pub bytes: u64,
+    pub largest: u64,
+    /// The largest buffer is bound whole as one storage binding (weights are split by rows
+    /// instead, so for them `largest` is one row).
+    pub bound_whole: bool,
+    /// Bytes of the largest buffer per context position (0: independent of the context).
+    pub per_position: u64,
+    pub ty: Option<GgmlType>,
+}
+
+pub struct MemoryPlan {
+    pub n_ctx: usize,
+    pub ubatch: usize,
+    pub items: Vec<PlanItem>,
+}
+
+/// Floats of each activation buffer for steps of `tokens` tokens (the GPU executor's
+/// `Acts`), in its field order.
+pub fn activation_floats(c: &Config, tokens: usize, n_ctx: usize) -> [(&'static str, usize); 10] {
+    [
+        ("x", tokens * c.n_embd),
+        ("xn", tokens * c.n_embd),
+        ("q", tokens * c.q_dim()),
+        ("k", tokens * c.k_dim()),
+        ("v", tokens * c.v_dim()),
+        ("att", tokens * c.n_head * c.head_dim_v),
+        ("o", tokens * c.n_embd),
+        ("gate", tokens * c.n_ff),
+        ("up", tokens * c.n_ff),
+        ("scores", tokens * c.n_head * n_ctx),
+    ]
+}
+
+/// The prompt chunk size for a context: 64, or less for a tiny context (a multiple of 8).
+pub fn ubatch_for(n_ctx: usize) -> usize {
+    DEFAULT_UBATCH.min(n_ctx.div_ceil(8) * 8)
+}
+
+/// Distinct RoPE tables (one per (base, scale) pair of the layers).
+pub fn rope_tables(c: &Config) -> usize {
+    let mut keys: Vec<(u32, u32)> = c.layers.iter().map(|p| (p.rope_base.to_bits(), p.rope_scale.to_bits())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.len()
+}
+
+/// Bytes of an f32 buffer of `n` floats as `f32_buffer` makes it (never empty).
+fn f32_bytes(n: usize) -> u64 {
+    (n.max(1) * 4) as u64
+}
+
+impl MemoryPlan {
+    pub fn new(g: &GgufFile, c: &Config, n_ctx: usize) -> Result<Self> {
+        let mut items = Vec::new();
+        // Weights by type, as the loader hands them over (fused tensors as their parts).
+        let mut weights: Vec<PlanItem> = Vec::new();
+        ModelWeights::load(c, g, |t| {
+            let row = t.ty.row_bytes(t.row_len() as u64).ok_or_else(|| Error::tensor(&t.name, "row is not a whole number of blocks"))?;
+            match weights.iter_mut().find(|w| w.ty == Some(t.ty)) {
+                Some(w) => {
+                    w.count += 1;
+                    w.bytes += t.n_bytes;
+                    w.largest = w.largest.max(row);
+                }
+                None => weights.push(PlanItem {
+                    what: format!("{} weights", t.ty),
+                    category: Category::Weights,
+                    count: 1,
+                    bytes: t.n_bytes,
+                    largest: row,
+                    bound_whole: false,
+                    per_position: 0,
+                    ty: Some(t.ty),
+                }),
+            }
+            Ok(())
+        })?;
+        weights.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        items.extend(weights);
+
+        let item = |what: String, category, count: u64, each: u64, per_position: u64| PlanItem {
+            what,
+            category,
+            count,
+            bytes: count * each,
+            largest: each,
+            bound_whole: true,
+            per_position,
+            ty: None,
+        };
+        let n_layer = c.n_layer as u64;
+        items.push(item("K cache, one buffer per layer".into(), Category::KvCache, n_layer, f32_bytes(n_ctx * c.k_dim()), (c.k_dim() * 4) as u64));
+        items.push(item("V cache, one buffer per layer".into(), Category::KvCache, n_layer, f32_bytes(n_ctx * c.v_dim()), (c.v_dim() * 4) as u64));
+
+        let ubatch = ubatch_for(n_ctx);
+        for (tokens, step) in [(1, "decoding"), (ubatch, "prompt chunk")] {
+            for (name, floats) in activation_floats(c, tokens, n_ctx) {
+                let per_pos = if name == "scores" { (tokens * c.n_head * 4) as u64 } else { 0 };
+                items.push(item(format!("{name} ({step}, {tokens} tokens)"), Category::Activations, 1, f32_bytes(floats), per_pos));
+            }
+        }
+        let widest = c.n_embd.max(c.n_head * c.head_dim_v).max(c.n_ff);
+        items.push(item("prompt chunk, column-major".into(), Category::Other, 1, f32_bytes(widest * ubatch), 0));
+        items.push(item("chunk token ids".into(), Category::Other, 1, (ubatch * 4) as u64, 0));
+        items.push(item("RoPE cos/sin tables".into(), Category::Other, rope_tables(c) as u64, f32_bytes(n_ctx * c.n_rot), (c.n_rot * 4) as u64));
+        items.push(item("logits".into(), Category::Other, 1, f32_bytes(c.n_vocab), 0));
+        let mut staging = item("logits readback".into(), Category::Other, 1, (c.n_vocab * 4).max(4) as u64, 0);
+        staging.bound_whole = false;
+        items.push(staging);
+        Ok(MemoryPlan { n_ctx, ubatch, items })
+    }
+
+    pub fn total(&self) -> u64 {
+        self.items.iter().map(|i| i.bytes).sum()
+    }
+
+    pub fn by_category(&self, c: Category) -> u64 {
+        self.items.iter().filter(|i| i.category == c).map(|i| i.bytes).sum()
+    }
+
+    /// Refuse, before anything is uploaded, a plan with a buffer larger than the adapter
+    /// allows; the error names the buffer, both figures, and the largest context that
+    /// would fit when the context is what makes it too large.
+    pub fn check(&self, limits: &wgpu::Limits, adapter: &str) -> Result<()> {
+        let cap = |it: &PlanItem| {
+            if it.bound_whole && limits.max_storage_buffer_binding_size < limits.max_buffer_size {
+                (limits.max_storage_buffer_binding_size, "max_storage_buffer_binding_size")
+            } else {
+                (limits.max_buffer_size, "max_buffer_size")
+            }
+        };
+        let Some(it) = self.items.iter().find(|it| it.largest > cap(it).0) else { return Ok(()) };
+        let (limit, limit_name) = cap(it);
+        let what = if it.category == Category::Weights { format!("one row of the {}", it.what) } else { it.what.clone() };
+        let hint = if it.per_position > 0 {
+            // The largest context every context-sized buffer allows.
+            let max_ctx = self
+                .items
+                .iter()
+                .filter(|i| i.per_position > 0)
+                .map(|i| {
+                    let fixed = i.largest.saturating_sub(i.per_position * self.n_ctx as u64);
+                    cap(i).0.saturating_sub(fixed) / i.per_position
+                })
+                .min()
+                .unwrap_or(0);
+            let max_ctx = if max_ctx >= 256 { max_ctx / 256 * 256 } else { max_ctx };
+            format!("the context of {} is what makes it large — try --ctx {max_ctx}", self.n_ctx)
+        } else if it.category == Category::Weights {
+            "a file with a smaller quantization or a narrower model may fit".into()
+        } else {
+            "this model is too large for the adapter".into()
+        };
+        Err(Error::DoesNotFit(format!(
+            "{what} needs {} in one buffer, but {adapter} allows {} ({limit_name}); {hint}",
+            human_bytes(it.largest),
+            human_bytes(limit)
+        )))
+    }
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let f = b as f64;
+    if f >= KIB * KIB * KIB {
+        format!("{:.2} GiB", f / (KIB * KIB * KIB))
+    } else if f >= KIB * KIB {
+        format!("{:.1} MiB", f / (KIB * KIB))
+    } else if f >= KIB {
+        format!("{:.1} KiB", f / KIB)
+    } else {
+        format!("{b} B")
+    }
+}
