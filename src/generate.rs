@@ -26,6 +26,19 @@ pub trait Executor {
         }
         self.forward(*last, pos + rest.len())
     }
+    /// Process `tokens` starting at `pos` and return the logits after each token from
+    /// index `from` on, row after row ([tokens.len() - from, n_vocab]) — perplexity needs
+    /// every position's prediction. Executors with a batched path override this.
+    fn logits_from(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for (i, &t) in tokens.iter().enumerate() {
+            let l = self.forward(t, pos + i)?;
+            if i >= from {
+                out.extend_from_slice(l);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod gpu;
 pub mod interrupt;
 pub mod model;
 pub mod models;
+pub mod perplexity;
 pub mod quant;
 pub mod sampler;
 pub mod tokenizer;

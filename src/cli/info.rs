@@ -3,14 +3,27 @@ use std::collections::BTreeMap;
 use clap::Args;
 use lanterna::gguf::GgufFile;
 use lanterna::model::Config;
+use lanterna::gpu::context::{adapters, device_memory, parse_backends};
+use lanterna::gpu::plan::{human_bytes, Category, MemoryPlan};
+use lanterna::gpu::AdapterChoice;
+use lanterna::quant::GgmlType;
 use lanterna::tokenizer::Tokenizer;
-use lanterna::{models, Result};
+use lanterna::{models, Error, Result};
 
 #[derive(Args)]
 pub struct InfoArgs {
     /// GGUF file, or a known model name (smollm2, gemma3); default smollm2.
     #[arg(short, long)]
     model: Option<String>,
+    /// Context size for the memory plan (default: the model's, at most 4096, as `run`).
+    #[arg(long)]
+    ctx: Option<usize>,
+    /// GPU backend to compare the plan with (vulkan, metal, dx12, gl).
+    #[arg(long)]
+    backend: Option<String>,
+    /// GPU adapter index from `lanterna devices`.
+    #[arg(long)]
+    adapter: Option<usize>,
 }
 
 fn mib(b: u64) -> String {
@@ -62,5 +75,76 @@ pub fn run(a: InfoArgs) -> Result<()> {
         "tokenizer:     {:?} (pre '{}'), {} tokens, BOS {:?} (added: {}), EOS {:?}",
         tok.kind, tok.pre, tok.n_vocab(), tok.bos, tok.add_bos, tok.eos
     );
+    let n_ctx = a.ctx.unwrap_or(cfg.n_ctx_train.min(4096));
+    if n_ctx == 0 {
+        return Err(Error::Usage("--ctx must be at least 1".into()));
+    }
+    print_plan(&MemoryPlan::new(&g, &cfg, n_ctx)?, &AdapterChoice::from_args(a.backend, a.adapter)?)
+}
+
+/// The GPU memory plan, by kind, and whether it fits the chosen adapter.
+fn print_plan(plan: &MemoryPlan, choice: &AdapterChoice) -> Result<()> {
+    println!("GPU memory plan (context {}, prompt chunks of {}):", plan.n_ctx, plan.ubatch);
+    for it in plan.items.iter().filter(|i| i.category == Category::Weights) {
+        println!("  weights {:<8} {:>12}  ({} tensors)", it.ty.map_or("", |t| t.name()), human_bytes(it.bytes), it.count);
+    }
+    for c in [Category::KvCache, Category::Activations, Category::Other] {
+        println!("  {:<16} {:>12}", c.name(), human_bytes(plan.by_category(c)));
+    }
+    let total = plan.total();
+    println!("  {:<16} {:>12}  ({total} bytes)", "total", human_bytes(total));
+
+    let list = adapters(parse_backends(choice.backend.as_deref())?);
+    let adapter = match choice.index {
+        Some(i) => list.into_iter().nth(i).ok_or_else(|| Error::Usage(format!("adapter {i} does not exist; see `lanterna devices`")))?,
+        None => match list.into_iter().next() {
+            Some(a) => a,
+            None => {
+                println!("adapter:       none found; the plan above is what a GPU would need");
+                return Ok(());
+            }
+        },
+    };
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    let memory = device_memory(&adapter);
+    println!(
+        "adapter:       {} ({:?}): buffers up to {}, bindings up to {}, memory {}",
+        info.name,
+        info.backend,
+        human_bytes(limits.max_buffer_size),
+        human_bytes(limits.max_storage_buffer_binding_size),
+        memory.map_or("not reported".to_string(), human_bytes)
+    );
+    let alternatives = || {
+        let mut alt = Vec::new();
+        if let Some(m) = memory {
+            match plan.max_ctx_for_memory(m) {
+                Some(c) if c < plan.n_ctx => alt.push(format!("--ctx {c}")),
+                _ => {}
+            }
+        }
+        for ty in [GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q4_0] {
+            let t = plan.total_with_weights_as(ty);
+            if t < total {
+                alt.push(format!("{} weights: {}", ty.name(), human_bytes(t)));
+            }
+        }
+        alt.join("; ")
+    };
+    if let Err(e) = plan.check(&limits, &info.name) {
+        println!("verdict:       {e}");
+        return Ok(());
+    }
+    match memory {
+        Some(m) if total > m => println!(
+            "verdict:       does not fit: need {}, the adapter offers {} — try {}",
+            human_bytes(total),
+            human_bytes(m),
+            alternatives()
+        ),
+        Some(m) => println!("verdict:       fits ({} of {}, {:.1}%)", human_bytes(total), human_bytes(m), 100.0 * total as f64 / m as f64),
+        None => println!("verdict:       fits the adapter's buffer and binding limits (its memory size is not reported)"),
+    }
     Ok(())
 }

@@ -1,9 +1,10 @@
-//! The `lanterna` command line: `run`, `tokenize`, `info`.
+//! The `lanterna` command line: one module per subcommand.
 
 mod bench;
 mod compare;
 mod devices;
 mod info;
+mod perplexity;
 mod profile;
 mod run;
 mod tokenize;
@@ -34,6 +35,8 @@ enum Cmd {
     Compare(compare::CompareArgs),
     /// Time every GPU pass of prefill and decode; per-kernel table and a Chrome trace.
     Profile(profile::ProfileArgs),
+    /// Perplexity of a text, as llama.cpp's llama-perplexity computes it.
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -46,5 +49,6 @@ pub fn main() -> Result<()> {
         Cmd::Profile(a) => profile::run(a),
         Cmd::Compare(a) => compare::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Perplexity(a) => perplexity::run(a),
     }
 }

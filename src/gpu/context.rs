@@ -140,3 +140,28 @@ impl GpuContext {
         format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
     }
 }
+
+/// Bytes of the adapter's largest device-local memory heap, where the backend tells
+/// (Vulkan); wgpu itself has no memory query. None elsewhere.
+pub fn device_memory(adapter: &wgpu::Adapter) -> Option<u64> {
+    #[cfg(any(windows, all(unix, not(target_vendor = "apple"))))]
+    {
+        // SAFETY: read-only queries on the adapter's own physical device while the
+        // adapter is alive; nothing is created or destroyed.
+        unsafe {
+            let hal = adapter.as_hal::<wgpu::hal::api::Vulkan>()?;
+            let props = hal.shared_instance().raw_instance().get_physical_device_memory_properties(hal.raw_physical_device());
+            const DEVICE_LOCAL: u32 = 0x1; // VK_MEMORY_HEAP_DEVICE_LOCAL_BIT
+            props.memory_heaps[..props.memory_heap_count as usize]
+                .iter()
+                .filter(|h| h.flags.as_raw() & DEVICE_LOCAL != 0)
+                .map(|h| h.size)
+                .max()
+        }
+    }
+    #[cfg(not(any(windows, all(unix, not(target_vendor = "apple")))))]
+    {
+        let _ = adapter;
+        None
+    }
+}

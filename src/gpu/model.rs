@@ -139,6 +139,13 @@ fn record_head(b: &mut Builder, m: &Model, a: &Acts, logits: &wgpu::Buffer) -> R
     Ok(pass)
 }
 
+/// Final norm and LM head over all tokens of a chunk, into [ubatch, n_vocab] logits.
+struct AllHead {
+    pass: Vec<Dispatch>,
+    logits: wgpu::Buffer,
+    staging: wgpu::Buffer,
+}
+
 pub struct GpuModel {
     pub ctx: GpuContext,
     pub cfg: Config,
@@ -146,11 +153,20 @@ pub struct GpuModel {
     pub(crate) step: wgpu::Buffer,
     /// The decoding step.
     pub segments: Vec<Segment>,
-    /// The prompt-processing step (chunks of up to `ubatch` tokens).
+    /// The prompt-processing step (chunks of up to `ubatch` tokens): every layer.
     pub prefill_segments: Vec<Segment>,
+    /// After the last chunk: its last row to the decoding buffers, final norm, LM head.
+    pub prefill_tail: Vec<Segment>,
     pub ubatch: usize,
     /// [ubatch] u32 token ids of the current chunk.
     tokens: wgpu::Buffer,
+    /// [ubatch, n_embd] the chunk's residual stream and its normed copy.
+    batch_x: wgpu::Buffer,
+    batch_xn: wgpu::Buffer,
+    /// [widest matmul input, ubatch] the column-major chunk the matmuls read.
+    xt: wgpu::Buffer,
+    /// The LM head on every token of a chunk (perplexity), built on first use.
+    all_head: Option<AllHead>,
     /// The logits buffer ([n_vocab]).
     pub(crate) acts_logits: wgpu::Buffer,
     pub(crate) profiler: Option<super::profile::Profiler>,
@@ -224,6 +240,7 @@ impl GpuModel {
         let m = Model { c, w: &weights, k_cache: &k_cache, v_cache: &v_cache, tables: &tables, n_ctx };
         let mut segments = Vec::new();
         let mut prefill_segments = Vec::new();
+        let mut prefill_tail = Vec::new();
         {
             let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
             let mut pass = record_layers(&mut b, &m, &acts, &mut segments)?;
@@ -234,9 +251,9 @@ impl GpuModel {
             let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(Batch { max_tokens: ubatch as u32, tokens: &tokens, xt: &xt }) };
             let pass = record_layers(&mut b, &m, &batch_acts, &mut prefill_segments)?;
             prefill_segments.push(Segment::Pass(pass));
-            prefill_segments.push(Segment::CopyLastRow { src: batch_acts.x.clone(), dst: acts.x.clone(), bytes: (c.n_embd * 4) as u64 });
+            prefill_tail.push(Segment::CopyLastRow { src: batch_acts.x.clone(), dst: acts.x.clone(), bytes: (c.n_embd * 4) as u64 });
             let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
-            prefill_segments.push(Segment::Pass(record_head(&mut b, &m, &acts, &logits)?));
+            prefill_tail.push(Segment::Pass(record_head(&mut b, &m, &acts, &logits)?));
         }
 
         let staging = staging_buffer(&ctx, "logits staging", (c.n_vocab * 4) as u64);
@@ -253,7 +270,8 @@ impl GpuModel {
             .map_err(|e| Error::Gpu(format!("waiting for the upload: {e}")))?;
         let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
         let n_vocab = c.n_vocab;
-        let mut keep: Vec<wgpu::Buffer> = std::iter::once(xt).chain(k_cache).chain(v_cache).chain(tables.into_iter().map(|t| t.1)).collect();
+        let (batch_x, batch_xn) = (batch_acts.x.clone(), batch_acts.xn.clone());
+        let mut keep: Vec<wgpu::Buffer> = std::iter::once(xt.clone()).chain(k_cache).chain(v_cache).chain(tables.into_iter().map(|t| t.1)).collect();
         for a in [acts, batch_acts] {
             keep.extend([a.x, a.xn, a.q, a.k, a.v, a.att, a.o, a.gate, a.up, a.scores]);
         }
@@ -264,8 +282,13 @@ impl GpuModel {
             step,
             segments,
             prefill_segments,
+            prefill_tail,
             ubatch,
             tokens,
+            batch_x,
+            batch_xn,
+            xt,
+            all_head: None,
             acts_logits: logits,
             profiler: None,
             capture: None,
@@ -308,6 +331,54 @@ impl GpuModel {
         }
         enc.copy_buffer_to_buffer(&self.acts_logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
         enc.finish()
+    }
+
+    /// An encoder holding every layer for one prompt chunk at `p0` (ids and Step written).
+    fn chunk_encoder(&self, chunk: &[u32], p0: usize) -> wgpu::CommandEncoder {
+        let n = chunk.len() as u32;
+        let mut ids = chunk.to_vec();
+        ids.resize(self.ubatch, 0);
+        self.ctx.queue.write_buffer(&self.tokens, 0, bytemuck::cast_slice(&ids));
+        let step = Step { token: chunk[0], pos: p0 as u32, n_pos: p0 as u32 + 1, n_tokens: n };
+        self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("prompt chunk") });
+        self.encode_segments(&mut enc, &self.prefill_segments, p0, n);
+        enc
+    }
+
+    /// Build the all-token LM head (perplexity) on first use; refused with the figures if
+    /// its [ubatch, n_vocab] logits exceed one binding.
+    fn ensure_all_head(&mut self) -> Result<()> {
+        if self.all_head.is_some() {
+            return Ok(());
+        }
+        let c = &self.cfg;
+        let floats = self.ubatch * c.n_vocab;
+        let cap = self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size);
+        if (floats * 4) as u64 > cap {
+            return Err(Error::DoesNotFit(format!(
+                "the logits of a {}-token chunk need {} in one buffer, but {} allows {}",
+                self.ubatch,
+                super::plan::human_bytes((floats * 4) as u64),
+                self.ctx.describe(),
+                super::plan::human_bytes(cap)
+            )));
+        }
+        let logits = f32_buffer(&self.ctx, "all-token logits", floats); // [ubatch, n_vocab]
+        let staging = staging_buffer(&self.ctx, "all-token logits staging", (floats * 4) as u64);
+        let mut b = Builder {
+            ctx: &self.ctx,
+            kernels: &mut self.kernels,
+            step: &self.step,
+            batch: Some(Batch { max_tokens: self.ubatch as u32, tokens: &self.tokens, xt: &self.xt }),
+        };
+        let mut pass = vec![b.rms_norm("output_norm", &self.batch_x, &self.batch_xn, &self.weights.output_norm.parts[0].buffer, 1, c.n_embd as u32, c.rms_eps)?];
+        pass.extend(b.matvec("output", self.weights.lm_head(), &self.batch_xn, &logits)?);
+        if let Some(cap) = c.final_softcap {
+            pass.push(b.softcap("output+softcap", &logits, floats as u32, cap)?);
+        }
+        self.all_head = Some(AllHead { pass, logits, staging });
+        Ok(())
     }
 
     fn check(&self, tokens: &[u32], pos: usize) -> Result<()> {
@@ -373,8 +444,9 @@ impl Executor for GpuModel {
     }
 
     /// The prompt in chunks of `ubatch` tokens: each weight is read once per chunk, and
-    /// the K/V of the whole chunk are written at once. Profiling and capture need one
-    /// token per step, so with either on this falls back to `forward`.
+    /// the K/V of the whole chunk are written at once; the LM head runs once, on the last
+    /// token. Profiling and capture need one token per step, so with either on this falls
+    /// back to `forward`.
     fn prefill(&mut self, tokens: &[u32], pos: usize) -> Result<&[f32]> {
         if self.profiler.is_some() || self.capture.is_some() || tokens.len() == 1 {
             for (i, &t) in tokens.iter().enumerate() {
@@ -386,18 +458,12 @@ impl Executor for GpuModel {
         if tokens.is_empty() {
             return Err(Error::Usage("no tokens to process".into()));
         }
+        let n_chunks = tokens.len().div_ceil(self.ubatch);
         for (ci, chunk) in tokens.chunks(self.ubatch).enumerate() {
             let p0 = pos + ci * self.ubatch;
-            let n = chunk.len() as u32;
-            let mut ids = chunk.to_vec();
-            ids.resize(self.ubatch, 0);
-            self.ctx.queue.write_buffer(&self.tokens, 0, bytemuck::cast_slice(&ids));
-            let step = Step { token: chunk[0], pos: p0 as u32, n_pos: p0 as u32 + 1, n_tokens: n };
-            self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
-            let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("prompt chunk") });
-            self.encode_segments(&mut enc, &self.prefill_segments, p0, n);
-            let last = (ci + 1) * self.ubatch >= tokens.len();
-            if last {
+            let mut enc = self.chunk_encoder(chunk, p0);
+            if ci + 1 == n_chunks {
+                self.encode_segments(&mut enc, &self.prefill_tail, p0, chunk.len() as u32);
                 enc.copy_buffer_to_buffer(&self.acts_logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
             }
             self.submit(enc.finish())?;
@@ -405,5 +471,51 @@ impl Executor for GpuModel {
         }
         self.read_logits()?;
         Ok(&self.logits)
+    }
+
+    /// Chunked like `prefill`, with the LM head on every token of the chunks that hold
+    /// indices `from..`: one matmul per chunk instead of a matvec per token.
+    fn logits_from(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
+        let n_vocab = self.cfg.n_vocab;
+        if self.profiler.is_some() || self.capture.is_some() {
+            let mut out = Vec::new();
+            for (i, &t) in tokens.iter().enumerate() {
+                let l = self.forward(t, pos + i)?;
+                if i >= from {
+                    out.extend_from_slice(l);
+                }
+            }
+            return Ok(out);
+        }
+        self.check(tokens, pos)?;
+        self.ensure_all_head()?;
+        let mut out = Vec::with_capacity(tokens.len().saturating_sub(from) * n_vocab);
+        for (ci, chunk) in tokens.chunks(self.ubatch).enumerate() {
+            let start = ci * self.ubatch;
+            let p0 = pos + start;
+            let n = chunk.len();
+            let mut enc = self.chunk_encoder(chunk, p0);
+            let wanted = start + n > from;
+            let head = self.all_head.as_ref().ok_or_else(|| Error::Gpu("all-token head missing".into()))?;
+            if wanted {
+                {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("all-token head"), timestamp_writes: None });
+                    for d in &head.pass {
+                        d.record_n(&mut pass, n as u32);
+                    }
+                }
+                enc.copy_buffer_to_buffer(&head.logits, 0, &head.staging, 0, (n * n_vocab * 4) as u64);
+            }
+            self.submit(enc.finish())?;
+            self.n_pos += n;
+            if wanted {
+                let mut rows = vec![0f32; n * n_vocab];
+                read_staging(&self.ctx, &head.staging, &mut rows)?;
+                self.ctx.check_health()?;
+                let skip = from.saturating_sub(start);
+                out.extend_from_slice(&rows[skip * n_vocab..]);
+            }
+        }
+        Ok(out)
     }
 }

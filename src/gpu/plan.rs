@@ -46,6 +46,8 @@ pub struct PlanItem {
     /// Bytes of the largest buffer per context position (0: independent of the context).
     pub per_position: u64,
     pub ty: Option<GgmlType>,
+    /// Weights (elements) of a weight item; 0 otherwise.
+    pub elements: u64,
 }
 
 pub struct MemoryPlan {
@@ -100,6 +102,7 @@ impl MemoryPlan {
                 Some(w) => {
                     w.count += 1;
                     w.bytes += t.n_bytes;
+                    w.elements += t.n_elements;
                     w.largest = w.largest.max(row);
                 }
                 None => weights.push(PlanItem {
@@ -111,6 +114,7 @@ impl MemoryPlan {
                     bound_whole: false,
                     per_position: 0,
                     ty: Some(t.ty),
+                    elements: t.n_elements,
                 }),
             }
             Ok(())
@@ -127,6 +131,7 @@ impl MemoryPlan {
             bound_whole: true,
             per_position,
             ty: None,
+            elements: 0,
         };
         let n_layer = c.n_layer as u64;
         items.push(item("K cache, one buffer per layer".into(), Category::KvCache, n_layer, f32_bytes(n_ctx * c.k_dim()), (c.k_dim() * 4) as u64));
@@ -152,6 +157,31 @@ impl MemoryPlan {
 
     pub fn total(&self) -> u64 {
         self.items.iter().map(|i| i.bytes).sum()
+    }
+
+    /// Bytes that grow with the context, per position (all buffers together).
+    pub fn per_position(&self) -> u64 {
+        self.items.iter().map(|i| i.per_position * i.count).sum()
+    }
+
+    /// The largest context whose whole plan fits in `memory` bytes (None: not even 1).
+    pub fn max_ctx_for_memory(&self, memory: u64) -> Option<usize> {
+        let per = self.per_position().max(1);
+        let fixed = self.total().saturating_sub(per * self.n_ctx as u64);
+        (memory > fixed).then(|| ((memory - fixed) / per) as usize).filter(|&n| n > 0)
+    }
+
+    /// The total if every quantized or 16-bit weight matrix were stored as `ty` instead
+    /// (F32 tensors — norms and other vectors — stay as they are, as quantizers keep them).
+    pub fn total_with_weights_as(&self, ty: GgmlType) -> u64 {
+        let per_weight = ty.type_size() as f64 / ty.block_size() as f64;
+        self.items
+            .iter()
+            .map(|i| match i.ty {
+                Some(t) if t != GgmlType::F32 => (i.elements as f64 * per_weight).ceil() as u64,
+                _ => i.bytes,
+            })
+            .sum()
     }
 
     pub fn by_category(&self, c: Category) -> u64 {
