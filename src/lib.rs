@@ -14,6 +14,7 @@ pub mod model;
 pub mod models;
 pub mod perplexity;
 pub mod quant;
+pub mod quantize;
 pub mod sampler;
 pub mod tokenizer;
 

@@ -6,6 +6,7 @@ mod devices;
 mod info;
 mod perplexity;
 mod profile;
+mod quantize;
 mod run;
 mod tokenize;
 
@@ -37,6 +38,8 @@ enum Cmd {
     Profile(profile::ProfileArgs),
     /// Perplexity of a text, as llama.cpp's llama-perplexity computes it.
     Perplexity(perplexity::PerplexityArgs),
+    /// Write a copy of a GGUF with its weight matrices quantized (llama-quantize style).
+    Quantize(quantize::QuantizeArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -50,5 +53,6 @@ pub fn main() -> Result<()> {
         Cmd::Compare(a) => compare::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Perplexity(a) => perplexity::run(a),
+        Cmd::Quantize(a) => quantize::run(a),
     }
 }

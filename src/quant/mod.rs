@@ -8,6 +8,7 @@
 mod float;
 mod kquants;
 mod legacy;
+pub mod quantize;
 
 pub use float::{dequantize_bf16, dequantize_f16, dequantize_f32};
 pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
