@@ -221,3 +221,36 @@ fn bench_reports_llama_bench_columns_in_md_and_json() {
     assert_eq!(lines.len(), 4, "header, rule and one row per test:\n{out}");
     assert!(lines[2].contains("| pp9 |") && lines[3].contains("| tg3 |"), "{out}");
 }
+
+#[test]
+fn info_shows_the_memory_plan_and_whether_it_fits() {
+    let path = model_path(&SMOLLM2);
+    let p = path.to_str().unwrap();
+    let o = lanterna(&["info", "-m", p, "--ctx", "1024"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for want in ["GPU memory plan (context 1024", "weights Q4_1", "weights Q8_0", "KV cache", "activations", "total"] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    if gpu().is_none() {
+        return;
+    }
+    assert!(out.lines().any(|l| l.starts_with("verdict:") && l.contains("fits (")), "{out}");
+    // A context no adapter holds in one buffer: the verdict says so and names a context that fits.
+    let o = lanterna(&["info", "-m", p, "--ctx", "100000000"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let verdict = out.lines().find(|l| l.starts_with("verdict:")).unwrap_or_else(|| panic!("{out}"));
+    assert!(verdict.contains("does not fit") && verdict.contains("try --ctx"), "{verdict}");
+}
+
+#[test]
+fn plan_answers_the_seed_question_in_one_line() {
+    let o = lanterna(&["plan", "--params", "175B"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    // 175e9 × 2 bytes: GPT-3 in FP16 is 350 GB of weights.
+    assert_eq!(out.lines().next(), Some("175.00 B parameters in F16: 350.0 GB of weights alone"));
+    assert!(out.contains("| F32 | 32.00 | 700.0 GB | 875.0 GB |"), "{out}");
+    let o = lanterna(&["plan", "--params", "7B", "--ctx", "4096"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--layers"));
+}

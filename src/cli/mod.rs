@@ -5,6 +5,7 @@ mod compare;
 mod devices;
 mod info;
 mod perplexity;
+mod plan;
 mod profile;
 mod quantize;
 mod run;
@@ -40,6 +41,8 @@ enum Cmd {
     Perplexity(perplexity::PerplexityArgs),
     /// Write a copy of a GGUF with its weight matrices quantized (llama-quantize style).
     Quantize(quantize::QuantizeArgs),
+    /// Memory a hypothetical model needs: weights at each precision, KV cache.
+    Plan(plan::PlanArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -54,5 +57,6 @@ pub fn main() -> Result<()> {
         Cmd::Bench(a) => bench::run(a),
         Cmd::Perplexity(a) => perplexity::run(a),
         Cmd::Quantize(a) => quantize::run(a),
+        Cmd::Plan(a) => plan::run(a),
     }
 }
