@@ -242,3 +242,51 @@ pub fn human_bytes(b: u64) -> String {
         format!("{b} B")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(category: Category, bytes: u64, per_position: u64, ty: Option<GgmlType>, elements: u64) -> PlanItem {
+        PlanItem { what: "x".into(), category, count: 1, bytes, largest: bytes, bound_whole: true, per_position, ty, elements }
+    }
+
+    fn plan() -> MemoryPlan {
+        // 1000 positions of a 100-byte-per-position cache, 3200 bytes of Q8_0 weights
+        // (3200 / 34 * 32 ≈ 3011 weights), 500 bytes of F32 norms.
+        MemoryPlan {
+            n_ctx: 1000,
+            ubatch: 64,
+            items: vec![
+                item(Category::Weights, 3400, 0, Some(GgmlType::Q8_0), 3200),
+                item(Category::Weights, 500, 0, Some(GgmlType::F32), 125),
+                item(Category::KvCache, 100_000, 100, None, 0),
+            ],
+        }
+    }
+
+    #[test]
+    fn largest_context_for_a_memory_size() {
+        let p = plan();
+        assert_eq!(p.total(), 103_900);
+        // 3900 fixed bytes, 100 per position: 50_000 bytes hold 461 positions.
+        assert_eq!(p.max_ctx_for_memory(50_000), Some(461));
+        assert_eq!(p.max_ctx_for_memory(3_900), None);
+    }
+
+    #[test]
+    fn totals_with_other_weight_types_keep_f32_vectors() {
+        let p = plan();
+        // Q4_0: 18 bytes per 32 weights → 3200 weights take 1800 bytes; F32 norms stay 500.
+        assert_eq!(p.total_with_weights_as(GgmlType::Q4_0), 1800 + 500 + 100_000);
+    }
+
+    #[test]
+    fn a_buffer_past_the_binding_limit_is_refused_with_a_context_that_fits() {
+        let p = plan();
+        let limits = wgpu::Limits { max_storage_buffer_binding_size: 60_000, max_buffer_size: 1 << 30, ..wgpu::Limits::default() };
+        let e = p.check(&limits, "test adapter").unwrap_err().to_string();
+        // 600 positions fit in 60 000 bytes; the hint rounds down to a multiple of 256.
+        assert!(e.contains("needs 97.7 KiB in one buffer") && e.contains("allows 58.6 KiB") && e.contains("try --ctx 512"), "{e}");
+    }
+}
