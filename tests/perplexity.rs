@@ -75,3 +75,26 @@ fn gpu_and_cpu_perplexity_agree() {
     println!("two chunks: GPU {a:.6}, CPU {b:.6}");
     assert!(((a - b) / b).abs() < GPU_CPU_REL_TOL, "GPU {a} vs CPU {b}");
 }
+
+/// The same on every committed zoo family (Gemma 2's final soft-cap, Phi-3's fused
+/// tensors, Qwen3's norms): one chunk of 64 tokens, GPU against CPU.
+#[test]
+fn gpu_and_cpu_perplexity_agree_on_the_zoo() {
+    if gpu().is_none() {
+        return;
+    }
+    const GPU_CPU_REL_TOL: f64 = 1e-4; // as above: f32 on both sides
+    let text = std::fs::read_to_string(TEXT).unwrap();
+    for case in ["llama-spm", "qwen3", "gemma2", "phi3"] {
+        let path = format!("{}/tests/fixtures/zoo/{case}/{case}-Q4_K_M.gguf", env!("CARGO_MANIFEST_DIR"));
+        let g = GgufFile::open(&path).unwrap();
+        let cfg = Config::from_gguf(&g).unwrap();
+        let tok = Tokenizer::from_gguf(&g).unwrap();
+        let mut gpu_exec = GpuModel::load(&g, cfg.clone(), 64, &AdapterChoice::from_args(None, None).unwrap()).unwrap();
+        let mut cpu_exec = CpuModel::load(&g, cfg, 64).unwrap();
+        let mut ppl = |e: &mut dyn Executor| perplexity(e, &tok, &text, 64, Some(1), |_, _| {}).unwrap().nll.ppl();
+        let (a, b) = (ppl(&mut gpu_exec), ppl(&mut cpu_exec));
+        println!("{case}: one chunk of 64, GPU {a:.6}, CPU {b:.6}");
+        assert!(((a - b) / b).abs() < GPU_CPU_REL_TOL, "{case}: GPU {a} vs CPU {b}");
+    }
+}
