@@ -197,9 +197,23 @@ impl GpuModel {
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let t0 = Instant::now();
         let mut upload_bytes = 0u64;
+        // Each upload goes through a staging copy that wgpu frees only once the queue has
+        // moved on: flushing every UPLOAD_FLUSH_BYTES keeps the peak near the plan's total
+        // instead of twice the weights.
+        const UPLOAD_FLUSH_BYTES: u64 = 64 << 20;
+        let mut pending = 0u64;
         let weights = ModelWeights::load(&cfg, g, |t| {
             upload_bytes += t.n_bytes;
-            GpuTensor::upload(&ctx, &t.name, t.ty, t.row_len(), t.n_rows(), g.tensor_data(t))
+            pending += t.n_bytes;
+            let w = GpuTensor::upload(&ctx, &t.name, t.ty, t.row_len(), t.n_rows(), g.tensor_data(t))?;
+            if pending >= UPLOAD_FLUSH_BYTES {
+                pending = 0;
+                ctx.queue.submit([]);
+                ctx.device
+                    .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+                    .map_err(|e| Error::Gpu(format!("waiting for the upload: {e}")))?;
+            }
+            Ok(w)
         })?;
         let c = &cfg;
         let ubatch = ubatch_for(n_ctx);
