@@ -6,7 +6,6 @@ use lanterna::model::Config;
 use lanterna::gpu::context::{adapters, device_memory, parse_backends};
 use lanterna::gpu::plan::{human_bytes, Category, MemoryPlan};
 use lanterna::gpu::AdapterChoice;
-use lanterna::quant::GgmlType;
 use lanterna::tokenizer::Tokenizer;
 use lanterna::{models, Error, Result};
 
@@ -116,22 +115,6 @@ fn print_plan(plan: &MemoryPlan, choice: &AdapterChoice) -> Result<()> {
         human_bytes(limits.max_storage_buffer_binding_size),
         memory.map_or("not reported".to_string(), human_bytes)
     );
-    let alternatives = || {
-        let mut alt = Vec::new();
-        if let Some(m) = memory {
-            match plan.max_ctx_for_memory(m) {
-                Some(c) if c < plan.n_ctx => alt.push(format!("--ctx {c}")),
-                _ => {}
-            }
-        }
-        for ty in [GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q4_0] {
-            let t = plan.total_with_weights_as(ty);
-            if t < total {
-                alt.push(format!("{} weights: {}", ty.name(), human_bytes(t)));
-            }
-        }
-        alt.join("; ")
-    };
     if let Err(e) = plan.check(&limits, &info.name) {
         println!("verdict:       {e}");
         return Ok(());
@@ -141,7 +124,7 @@ fn print_plan(plan: &MemoryPlan, choice: &AdapterChoice) -> Result<()> {
             "verdict:       does not fit: need {}, the adapter offers {} — try {}",
             human_bytes(total),
             human_bytes(m),
-            alternatives()
+            plan.alternatives(m)
         ),
         Some(m) => println!("verdict:       fits ({} of {}, {:.1}%)", human_bytes(total), human_bytes(m), 100.0 * total as f64 / m as f64),
         None => println!("verdict:       fits the adapter's buffer and binding limits (its memory size is not reported)"),

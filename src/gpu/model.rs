@@ -193,7 +193,8 @@ impl GpuModel {
         // Refuse a model or context the adapter cannot hold before uploading anything.
         let plan = MemoryPlan::new(g, &cfg, n_ctx)?;
         plan.check(&ctx.limits, &ctx.describe())?;
-        // Memory can still run out (no API tells how much there is): catch it as an error.
+        plan.check_memory(super::context::device_memory(&ctx.adapter), &ctx.describe())?;
+        // Memory can still run out (other programs, drivers that report no size): catch it.
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let t0 = Instant::now();
         let mut upload_bytes = 0u64;

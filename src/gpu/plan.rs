@@ -188,6 +188,35 @@ impl MemoryPlan {
         self.items.iter().filter(|i| i.category == c).map(|i| i.bytes).sum()
     }
 
+    /// Refuse a plan whose total exceeds the adapter's memory (where the backend reports
+    /// it), naming both figures and what would fit: a smaller context, other weight types.
+    pub fn check_memory(&self, memory: Option<u64>, adapter: &str) -> Result<()> {
+        let total = self.total();
+        let Some(mem) = memory.filter(|&m| total > m) else { return Ok(()) };
+        Err(Error::DoesNotFit(format!("need {}, {adapter} offers {} — try {}", human_bytes(total), human_bytes(mem), self.alternatives(mem))))
+    }
+
+    /// What would fit in `memory`: the largest smaller context, and totals with smaller
+    /// weight types, as "--ctx N; Q8_0 weights: X; …".
+    pub fn alternatives(&self, memory: u64) -> String {
+        let mut alt = Vec::new();
+        match self.max_ctx_for_memory(memory) {
+            Some(c) if c < self.n_ctx => alt.push(format!("--ctx {c}")),
+            _ => {}
+        }
+        for ty in [GgmlType::Q8_0, GgmlType::Q4K, GgmlType::Q4_0] {
+            let t = self.total_with_weights_as(ty);
+            if t < self.total() {
+                alt.push(format!("{} weights: {}", ty.name(), human_bytes(t)));
+            }
+        }
+        if alt.is_empty() {
+            "a smaller model".into()
+        } else {
+            alt.join("; ")
+        }
+    }
+
     /// Refuse, before anything is uploaded, a plan with a buffer larger than the adapter
     /// allows; the error names the buffer, both figures, and the largest context that
     /// would fit when the context is what makes it too large.
@@ -279,6 +308,14 @@ mod tests {
         let p = plan();
         // Q4_0: 18 bytes per 32 weights → 3200 weights take 1800 bytes; F32 norms stay 500.
         assert_eq!(p.total_with_weights_as(GgmlType::Q4_0), 1800 + 500 + 100_000);
+    }
+
+    #[test]
+    fn a_plan_larger_than_memory_is_refused_with_what_would_fit() {
+        let p = plan();
+        assert!(p.check_memory(Some(200_000), "gpu").is_ok() && p.check_memory(None, "gpu").is_ok());
+        let e = p.check_memory(Some(50_000), "gpu").unwrap_err().to_string();
+        assert!(e.contains("need 101.5 KiB, gpu offers 48.8 KiB") && e.contains("try --ctx 461") && e.contains("Q4_0 weights: 99.9 KiB"), "{e}");
     }
 
     #[test]
