@@ -1,38 +1,7 @@
 // Grouped-query causal attention of the current position over the KV cache, one
 // workgroup per query head: scores → numerically stable softmax (max subtracted) →
 // weighted sum of values. Sliding-window layers only see the last `window` positions.
-
-struct Params {
-    group: u32,       // query heads per KV head
-    head_dim: u32,
-    head_dim_v: u32,
-    k_stride: u32,    // floats per cached position of K (n_head_kv * head_dim)
-    v_stride: u32,    // floats per cached position of V
-    n_ctx: u32,       // scores row length
-    window: u32,      // 0: attend to every position
-    scale: f32,
-    softcap: f32,     // > 0: scores become softcap * tanh(score / softcap) (Gemma 2)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-struct Step {
-    token: u32,
-    pos: u32,       // position of the first token of this step
-    n_pos: u32,     // positions the first token sees (pos + 1)
-    n_tokens: u32,
-}
-
-@group(0) @binding(0) var<storage, read> Q: array<f32>;        // [tokens, n_head, head_dim]
-@group(0) @binding(1) var<storage, read> K: array<f32>;        // [n_ctx, n_head_kv * head_dim]
-@group(0) @binding(2) var<storage, read> V: array<f32>;        // [n_ctx, n_head_kv * head_dim_v]
-@group(0) @binding(3) var<storage, read_write> Sc: array<f32>; // [tokens, n_head, n_ctx] scratch
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;  // [tokens, n_head, head_dim_v]
-@group(0) @binding(5) var<uniform> P: Params;
-@group(0) @binding(6) var<uniform> S: Step;
-
-// reduce_max, reduce_sum and WG come from reduce.wgsl, prepended by the host.
+// (attention_common.wgsl and reduce.wgsl come first.)
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -57,13 +26,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var i = 0u; i < P.head_dim; i++) {
             d += Q[q0 + i] * K[p * P.k_stride + k0 + i];
         }
-        d *= P.scale;
-        if (P.softcap > 0.0) {
-            // tanh through exp, clamped: some drivers' tanh overflows for large |x|.
-            let z = clamp(d / P.softcap, -15.0, 15.0);
-            let e2 = exp(2.0 * z);
-            d = P.softcap * (e2 - 1.0) / (e2 + 1.0);
-        }
+        d = cap_score(d * P.scale);
         Sc[s0 + p] = d;
         m = max(m, d);
     }

@@ -4,7 +4,7 @@
 
 use super::buffers::GpuTensor;
 use super::context::GpuContext;
-use super::kernels::{bind, uniform, Dispatch, Groups, Kernel, Kernels, Traffic, WG};
+use super::kernels::{bind, uniform, Dispatch, Groups, Kernel, Kernels, MatmulX, Traffic, WG};
 use super::params::*;
 use crate::error::Result;
 use crate::model::{Activation, RopeStyle};
@@ -181,7 +181,10 @@ impl Builder<'_> {
             read_per_pos: n_head as u64 * ((p.head_dim + p.head_dim_v) as u64 * 4 + 16),
         };
         let groups = Groups::PerToken { x: n_head, per: 1 };
-        self.dispatch(Kernel::Attention, label, &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)], groups, traffic, (out, n_head * p.head_dim_v))
+        // The subgroup variant shares the query and the weights through broadcasts; it
+        // reads head_dim in steps of 8 and needs subgroups of 8 (as the prompt matmul).
+        let kernel = if self.kernels.matmul_x == MatmulX::Subgroup && p.head_dim % 8 == 0 { Kernel::AttentionSubgroup } else { Kernel::Attention };
+        self.dispatch(kernel, label, &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)], groups, traffic, (out, n_head * p.head_dim_v))
     }
 
     /// gate = act(gate) * up

@@ -12,6 +12,7 @@ use crate::quant::GgmlType;
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const KSCALE: &str = include_str!("../../shaders/quant/kscale.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+const ATTN_COMMON: &str = include_str!("../../shaders/attention_common.wgsl");
 
 fn quant_source(ty: GgmlType) -> &'static str {
     use GgmlType::*;
@@ -43,6 +44,8 @@ pub enum Kernel {
     RmsNormInplace,
     Rope,
     Attention,
+    /// The same with subgroup broadcasts (subgroups of 8+, head_dim a multiple of 8).
+    AttentionSubgroup,
     Glu,
     Add,
     Softcap,
@@ -87,6 +90,7 @@ impl Kernel {
             Kernel::RmsNormInplace => "rms_norm_inplace".into(),
             Kernel::Rope => "rope".into(),
             Kernel::Attention => "attention".into(),
+            Kernel::AttentionSubgroup => "attention_sg".into(),
             Kernel::Glu => "glu".into(),
             Kernel::Add => "add".into(),
             Kernel::Softcap => "softcap".into(),
@@ -111,7 +115,8 @@ impl Kernel {
             Kernel::RmsNorm => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main"),
             Kernel::RmsNormInplace => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_inplace"),
             Kernel::Rope => (include_str!("../../shaders/rope.wgsl").into(), "main"),
-            Kernel::Attention => (format!("{REDUCE}\n{}", include_str!("../../shaders/attention.wgsl")), "main"),
+            Kernel::Attention => (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention.wgsl")), "main"),
+            Kernel::AttentionSubgroup => (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention_subgroup.wgsl")), "main"),
             Kernel::Glu => (include_str!("../../shaders/glu.wgsl").into(), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
             Kernel::Softcap => (include_str!("../../shaders/softcap.wgsl").into(), "main"),
