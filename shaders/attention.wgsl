@@ -6,19 +6,16 @@
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let h = wid.x;
-    // Token k of the step (y workgroup row) sees positions up to pos + k: causal.
-    let k = wid.y;
-    let n_head = nwg.x;
-    let kvh = h / P.group;
-    let n = S.n_pos + k;
-    var first = 0u;
-    if (P.window > 0u && n > P.window) {
-        first = n - P.window;
-    }
-    let q0 = (k * n_head + h) * P.head_dim;
-    let k0 = kvh * P.head_dim;
-    let s0 = (k * n_head + h) * P.n_ctx;
+    let w = head_of(wid, nwg);
+    let k = w.k;
+    let h = w.h;
+    let n_head = w.n_head;
+    let kvh = w.kvh;
+    let first = w.first;
+    let n = w.n;
+    let q0 = w.q0;
+    let k0 = w.k0;
+    let s0 = w.s0;
 
     var m = -3.4e38;
     for (var p = first + lid; p < n; p += WG) {

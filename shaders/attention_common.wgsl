@@ -44,3 +44,33 @@ fn cap_score(d: f32) -> f32 {
     return d;
 }
 
+// Where one workgroup works: query head wid.x of token wid.y of the step, which sees cached
+// positions first..n (causal: token k sees up to pos + k; a window keeps the last ones).
+struct Head {
+    h: u32,
+    k: u32,
+    n_head: u32,
+    kvh: u32,
+    first: u32,
+    n: u32,
+    q0: u32,  // first query value
+    k0: u32,  // first key value of the KV head within a cached position
+    s0: u32,  // first score of this head and token
+}
+
+fn head_of(wid: vec3<u32>, nwg: vec3<u32>) -> Head {
+    var w: Head;
+    w.h = wid.x;
+    w.k = wid.y;
+    w.n_head = nwg.x;
+    w.kvh = w.h / P.group;
+    w.n = S.n_pos + w.k;
+    w.first = 0u;
+    if (P.window > 0u && w.n > P.window) {
+        w.first = w.n - P.window;
+    }
+    w.q0 = (w.k * w.n_head + w.h) * P.head_dim;
+    w.k0 = w.kvh * P.head_dim;
+    w.s0 = (w.k * w.n_head + w.h) * P.n_ctx;
+    return w;
+}

@@ -17,18 +17,16 @@ fn dot8(v: f32, w0: f32, w1: f32, w2: f32, w3: f32, w4: f32, w5: f32, w6: f32, w
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32) {
     let lane = sid % 8u;
-    let h = wid.x;
-    let k = wid.y;
-    let n_head = nwg.x;
-    let kvh = h / P.group;
-    let n = S.n_pos + k;
-    var first = 0u;
-    if (P.window > 0u && n > P.window) {
-        first = n - P.window;
-    }
-    let q0 = (k * n_head + h) * P.head_dim;
-    let k0 = kvh * P.head_dim;
-    let s0 = (k * n_head + h) * P.n_ctx;
+    let w = head_of(wid, nwg);
+    let k = w.k;
+    let h = w.h;
+    let n_head = w.n_head;
+    let kvh = w.kvh;
+    let first = w.first;
+    let n = w.n;
+    let q0 = w.q0;
+    let k0 = w.k0;
+    let s0 = w.s0;
 
     var m = -3.4e38;
     for (var pb = first; pb < n; pb += WG) {

@@ -2,16 +2,14 @@ use std::io::Write;
 use std::time::Instant;
 
 use clap::Args;
-use lanterna::cpu::CpuModel;
-use lanterna::generate::Executor;
 use lanterna::gguf::GgufFile;
-use lanterna::gpu::{AdapterChoice, GpuModel};
+use lanterna::gpu::AdapterChoice;
 use lanterna::model::Config;
 use lanterna::perplexity::perplexity;
 use lanterna::tokenizer::Tokenizer;
 use lanterna::{models, Error, Result};
 
-use super::run::Device;
+use super::run::{load_executor, Device};
 
 #[derive(Args)]
 pub struct PerplexityArgs {
@@ -47,18 +45,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
         return Err(Error::Usage(format!("-c {} is too small: a chunk needs at least 4 tokens", a.ctx)));
     }
     let choice = AdapterChoice::from_args(a.backend.clone(), a.adapter)?;
-    let gpu_present = || -> Result<bool> {
-        Ok(!lanterna::gpu::context::adapters(lanterna::gpu::context::parse_backends(choice.backend.as_deref())?).is_empty())
-    };
-    let mut exec: Box<dyn Executor> = match a.device {
-        Device::Cpu => Box::new(CpuModel::load(&g, cfg, a.ctx)?),
-        Device::Gpu => Box::new(GpuModel::load(&g, cfg, a.ctx, &choice)?),
-        Device::Auto if gpu_present()? => Box::new(GpuModel::load(&g, cfg, a.ctx, &choice)?),
-        Device::Auto => {
-            eprintln!("lanterna: no GPU adapter found; running on the CPU reference path");
-            Box::new(CpuModel::load(&g, cfg, a.ctx)?)
-        }
-    };
+    let mut exec = load_executor(a.device, &g, cfg, a.ctx, &choice, |_| {})?;
     if !a.json {
         eprintln!("lanterna: perplexity of {} on {}, chunks of {} tokens", a.file.display(), exec.name(), a.ctx);
         eprint!("calculating perplexity: ");

@@ -68,6 +68,30 @@ pub struct RunArgs {
     json: bool,
 }
 
+/// The executor `--device` asks for: `auto` takes the GPU when an adapter exists, else says
+/// so and falls back to the CPU reference path. `loaded` sees the GPU model once uploaded.
+pub fn load_executor(
+    device: Device,
+    g: &GgufFile,
+    cfg: Config,
+    n_ctx: usize,
+    choice: &AdapterChoice,
+    loaded: impl FnOnce(&GpuModel),
+) -> Result<Box<dyn Executor>> {
+    let gpu = matches!(device, Device::Gpu)
+        || (matches!(device, Device::Auto)
+            && !lanterna::gpu::context::adapters(lanterna::gpu::context::parse_backends(choice.backend.as_deref())?).is_empty());
+    if gpu {
+        let m = GpuModel::load(g, cfg, n_ctx, choice)?;
+        loaded(&m);
+        return Ok(Box::new(m));
+    }
+    if matches!(device, Device::Auto) {
+        eprintln!("lanterna: no GPU adapter found; running on the CPU reference path");
+    }
+    Ok(Box::new(CpuModel::load(g, cfg, n_ctx)?))
+}
+
 pub fn run(a: RunArgs) -> Result<()> {
     let t_load = Instant::now();
     let g = GgufFile::open(models::resolve(a.model.as_deref())?)?;
@@ -78,9 +102,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         return Err(Error::Usage("--ctx must be at least 1".into()));
     }
     let choice = AdapterChoice::from_args(a.backend.clone(), a.adapter)?;
-    let load_gpu = |cfg| -> Result<Box<dyn Executor>> {
-        let m = GpuModel::load(&g, cfg, n_ctx, &choice)?;
-        if !a.json {
+    let json = a.json;
+    let mut exec = load_executor(a.device, &g, cfg, n_ctx, &choice, |m| {
+        if !json {
             eprintln!(
                 "lanterna: uploaded {:.1} MiB of weights to {} in {:.0} ms",
                 m.upload_bytes as f64 / (1024.0 * 1024.0),
@@ -88,19 +112,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 m.upload_ms
             );
         }
-        Ok(Box::new(m))
-    };
-    let mut exec: Box<dyn Executor> = match a.device {
-        Device::Cpu => Box::new(CpuModel::load(&g, cfg, n_ctx)?),
-        Device::Gpu => load_gpu(cfg)?,
-        Device::Auto => match lanterna::gpu::context::adapters(lanterna::gpu::context::parse_backends(choice.backend.as_deref())?).is_empty() {
-            false => load_gpu(cfg)?,
-            true => {
-                eprintln!("lanterna: no GPU adapter found; running on the CPU reference path");
-                Box::new(CpuModel::load(&g, cfg, n_ctx)?)
-            }
-        },
-    };
+    })?;
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
@@ -123,7 +135,6 @@ pub fn run(a: RunArgs) -> Result<()> {
     lanterna::interrupt::install_handler();
     let mut out = std::io::stdout().lock();
     let mut stream = StreamDecoder::default();
-    let json = a.json;
     let gen = generate(exec.as_mut(), &tok, &mut sampler, &prompt, a.n, a.ignore_eos, |id| {
         if !json {
             let s = stream.push(&tok, id);
