@@ -5,7 +5,7 @@
 //! Q8_0 file running on the GPU.
 //!
 //! The zoo models come from `$LANTERNA_ZOO` or `../shared/fixtures/zoo` (as tests/zoo.rs);
-//! in CI their absence is a failure.
+//! their absence is a failure (common::missing).
 
 mod common;
 
@@ -23,15 +23,7 @@ use lanterna::tokenizer::Tokenizer;
 use serde_json::Value;
 
 fn zoo(file: &str) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs: Vec<PathBuf> = std::env::var_os("LANTERNA_ZOO").map(PathBuf::from).into_iter().collect();
-    dirs.push(root.join("../shared/fixtures/zoo"));
-    let found = dirs.into_iter().map(|d| d.join("llama-spm").join(file)).find(|p| p.is_file());
-    if found.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "zoo model {file} not found (set LANTERNA_ZOO)");
-        eprintln!("SKIPPED: zoo model {file} not found (set LANTERNA_ZOO)");
-    }
-    found
+    zoo_model("llama-spm", file)
 }
 
 /// Every tensor of llama.cpp's file whose type is not F32, re-quantized from the F32 file.
