@@ -70,6 +70,25 @@ impl Sampler {
 
     /// Pick the next token. `history` is every token so far (prompt included).
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        if self.cfg.temperature <= 0.0 {
+            return argmax(&self.penalized(logits, history));
+        }
+        let cand = self.candidates(logits, history);
+        let r = self.rng.next_f64();
+        let mut cum = 0.0;
+        for &(id, p) in &cand {
+            cum += p;
+            if r < cum {
+                return id;
+            }
+        }
+        cand.last().map_or(0, |c| c.0)
+    }
+
+    /// The logits after the repetition penalty over the last `repeat_last_n` tokens of
+    /// `history`: llama.cpp shrinks positive logits and pushes negative ones further down,
+    /// once per distinct token.
+    pub fn penalized<'a>(&self, logits: &'a [f32], history: &[u32]) -> std::borrow::Cow<'a, [f32]> {
         let c = &self.cfg;
         let mut logits = std::borrow::Cow::Borrowed(logits);
         if c.repeat_penalty != 1.0 && c.repeat_last_n > 0 {
@@ -78,20 +97,24 @@ impl Sampler {
             for &t in history.iter().rev().take(c.repeat_last_n) {
                 if seen.insert(t) {
                     if let Some(v) = l.get_mut(t as usize) {
-                        // llama.cpp: shrink positive logits, push negative ones further down.
                         *v = if *v > 0.0 { *v / c.repeat_penalty } else { *v * c.repeat_penalty };
                     }
                 }
             }
         }
-        if c.temperature <= 0.0 {
-            return argmax(&logits);
-        }
+        logits
+    }
 
-        // Candidates sorted by logit, highest first (ties: lower id first).
+    /// What the draw chooses from at temperature > 0: the candidates that survive
+    /// penalty → top-k → top-p → min-p, highest logit first (ties: lower id first), with
+    /// their probabilities after temperature. Top-p and min-p see temperature-1
+    /// probabilities, as in llama.cpp's chain, where temperature comes after them.
+    pub fn candidates(&self, logits: &[f32], history: &[u32]) -> Vec<(u32, f64)> {
+        let c = &self.cfg;
+        let logits = self.penalized(logits, history);
         let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(|(i, &v)| (i as u32, v)).collect();
         if cand.is_empty() {
-            return 0;
+            return Vec::new();
         }
         let k = if c.top_k == 0 { cand.len() } else { c.top_k.min(cand.len()) };
         if k < cand.len() {
@@ -99,16 +122,8 @@ impl Sampler {
             cand.truncate(k);
         }
         cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-
-        // Probabilities at temperature 1 for top-p / min-p (as llama.cpp applies them before temp).
-        let probs = |cand: &[(u32, f32)], t: f32| -> Vec<f64> {
-            let max = cand[0].1 as f64;
-            let e: Vec<f64> = cand.iter().map(|&(_, v)| ((v as f64 - max) / t as f64).exp()).collect();
-            let s: f64 = e.iter().sum();
-            e.into_iter().map(|x| x / s).collect()
-        };
         if c.top_p < 1.0 {
-            let p = probs(&cand, 1.0);
+            let p = softmax(&cand, 1.0);
             let mut cum = 0.0;
             let mut keep = cand.len();
             for (i, pi) in p.iter().enumerate() {
@@ -121,22 +136,22 @@ impl Sampler {
             cand.truncate(keep.max(1));
         }
         if c.min_p > 0.0 {
-            let p = probs(&cand, 1.0);
+            let p = softmax(&cand, 1.0);
             let floor = p[0] * c.min_p as f64;
             let keep = p.iter().take_while(|&&pi| pi >= floor).count();
             cand.truncate(keep.max(1));
         }
-        let p = probs(&cand, c.temperature);
-        let r = self.rng.next_f64();
-        let mut cum = 0.0;
-        for (i, pi) in p.iter().enumerate() {
-            cum += pi;
-            if r < cum {
-                return cand[i].0;
-            }
-        }
-        cand[cand.len() - 1].0
+        let p = softmax(&cand, c.temperature);
+        cand.iter().zip(p).map(|(&(id, _), p)| (id, p)).collect()
     }
+}
+
+/// Probabilities of sorted candidates (highest logit first) at temperature `t`.
+fn softmax(cand: &[(u32, f32)], t: f32) -> Vec<f64> {
+    let max = cand[0].1 as f64;
+    let e: Vec<f64> = cand.iter().map(|&(_, v)| ((v as f64 - max) / t as f64).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
 }
 
 #[cfg(test)]
