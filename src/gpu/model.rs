@@ -181,6 +181,8 @@ pub struct GpuModel {
     n_pos: usize,
     pub upload_bytes: u64,
     pub upload_ms: f64,
+    /// [n_ctx, n_rot/2, 2] (cos, sin) f32 per distinct (base bits, scale bits) of the layers.
+    rope_tables: Vec<((u32, u32), wgpu::Buffer)>,
 }
 
 impl GpuModel {
@@ -286,7 +288,7 @@ impl GpuModel {
         let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
         let n_vocab = c.n_vocab;
         let (batch_x, batch_xn) = (batch_acts.x.clone(), batch_acts.xn.clone());
-        let mut keep: Vec<wgpu::Buffer> = std::iter::once(xt.clone()).chain(k_cache).chain(v_cache).chain(tables.into_iter().map(|t| t.1)).collect();
+        let mut keep: Vec<wgpu::Buffer> = std::iter::once(xt.clone()).chain(k_cache).chain(v_cache).collect();
         for a in [acts, batch_acts] {
             keep.extend([a.x, a.xn, a.q, a.k, a.v, a.att, a.o, a.gate, a.up, a.scores]);
         }
@@ -317,7 +319,16 @@ impl GpuModel {
             n_pos: 0,
             upload_bytes,
             upload_ms,
+            rope_tables: tables,
         })
+    }
+
+    /// The RoPE table layer `il` reads, copied back from the GPU: [n_ctx, n_rot/2, 2] (cos, sin).
+    pub fn rope_table(&self, il: usize) -> Result<Vec<f32>> {
+        let plan = self.cfg.layers.get(il).ok_or_else(|| Error::Usage(format!("no layer {il}")))?;
+        let key = (plan.rope_base.to_bits(), plan.rope_scale.to_bits());
+        let (_, buf) = self.rope_tables.iter().find(|(k, _)| *k == key).ok_or_else(|| Error::Gpu(format!("no RoPE table for layer {il}")))?;
+        super::buffers::read_f32(&self.ctx, buf, self.n_ctx * self.cfg.n_rot)
     }
 
     /// Record `segments` for a step of `n` tokens starting at `pos`.
