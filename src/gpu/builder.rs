@@ -104,12 +104,13 @@ impl Builder<'_> {
     /// y = W[token] * scale (token from the Step uniform), one dispatch per part.
     pub fn embed(&mut self, label: &str, w: &GpuTensor, y: &wgpu::Buffer, scale: f32) -> Result<Vec<Dispatch>> {
         let mut out = Vec::new();
-        for part in &w.parts {
+        for (i, part) in w.parts.iter().enumerate() {
             let p = EmbedParams { row_start: part.row_start, rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, scale, _pad: [0; 3] };
             let pb = uniform(&self.ctx.device, label, &p);
             let step = self.step;
-            // Only the part holding the token reads its row; count one row per part.
-            let traffic = Traffic { read: w.row_bytes as u64, written: w.cols as u64 * 4, read_per_pos: 0 };
+            // Only the part holding the token reads and writes its row: count that row once per
+            // token (on the first part, since which part holds it is known only at run time).
+            let traffic = if i == 0 { Traffic { read: w.row_bytes as u64, written: w.cols as u64 * 4, read_per_pos: 0 } } else { Traffic::default() };
             let d = match self.batch {
                 None => {
                     let groups = self.kernels.groups(w.cols.div_ceil(WG));
