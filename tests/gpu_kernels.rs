@@ -31,7 +31,7 @@ struct Rig {
 fn rig() -> Option<Rig> {
     let ctx = gpu()?;
     let kernels = Kernels::new(&ctx.limits);
-    let step = uniform(&ctx.device, "step", &Step::default());
+    let step = uniform(&ctx, "step", &Step::default());
     Some(Rig { ctx, kernels, step })
 }
 

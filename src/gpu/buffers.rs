@@ -1,7 +1,6 @@
 //! GPU buffers: weights uploaded as their GGUF bytes (split by rows where a tensor is
 //! larger than one storage binding may be), f32 activation buffers, and readback.
 
-use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
 use crate::error::{Error, Result};
@@ -56,7 +55,7 @@ impl GpuTensor {
         while start < rows {
             let n = per_part.min(rows - start);
             let bytes = &data[start * row_bytes as usize..(start + n) * row_bytes as usize];
-            let buffer = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            let buffer = ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(name),
                 contents: bytes,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
@@ -70,7 +69,7 @@ impl GpuTensor {
 
 /// An f32 buffer for activations, caches and test inputs.
 pub fn f32_buffer(ctx: &GpuContext, label: &str, len: usize) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+    ctx.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: (len.max(1) * 4) as u64,
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
@@ -80,7 +79,7 @@ pub fn f32_buffer(ctx: &GpuContext, label: &str, len: usize) -> wgpu::Buffer {
 
 pub fn f32_buffer_init(ctx: &GpuContext, label: &str, data: &[f32]) -> wgpu::Buffer {
     let padded: Vec<f32> = if data.is_empty() { vec![0.0] } else { data.to_vec() };
-    ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents: bytemuck::cast_slice(&padded),
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
@@ -89,7 +88,7 @@ pub fn f32_buffer_init(ctx: &GpuContext, label: &str, data: &[f32]) -> wgpu::Buf
 
 /// A mappable buffer to read results back through.
 pub fn staging_buffer(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+    ctx.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(4),
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,

@@ -75,14 +75,14 @@ impl Builder<'_> {
         let mut out = Vec::new();
         if let Some(batch) = self.batch {
             let u = batch.max_tokens;
-            let tp = uniform(&self.ctx.device, label, &TransposeParams { cols: w.cols, tokens: u, _pad: [0; 2] });
+            let tp = uniform(self.ctx, label, &TransposeParams { cols: w.cols, tokens: u, _pad: [0; 2] });
             let n = w.cols as u64 * u as u64 * 4;
             let groups = self.kernels.groups((w.cols * u).div_ceil(WG));
             out.push(self.dispatch(Kernel::Transpose, &format!("{label}+transpose"), &[(0, x), (1, batch.xt), (2, &tp)], groups, Traffic { read: n, written: n, read_per_pos: 0 }, (batch.xt, w.cols * u))?);
             let x = batch.xt;
             for part in &w.parts {
                 let p = MatmulParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start, out_stride: w.rows, x_stride: u / 4, _pad: [0; 2] };
-                let pb = uniform(&self.ctx.device, label, &p);
+                let pb = uniform(self.ctx, label, &p);
                 let t = self.tokens() as u64;
                 let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + t * w.cols as u64 * 4, written: t * part.rows as u64 * 4, read_per_pos: 0 };
                 let groups = Groups::PerToken { x: part.rows.div_ceil(WG), per: MATMUL_TOKENS };
@@ -93,7 +93,7 @@ impl Builder<'_> {
         }
         for part in &w.parts {
             let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
-            let pb = uniform(&self.ctx.device, label, &p);
+            let pb = uniform(self.ctx, label, &p);
             let groups = self.kernels.groups(part.rows.div_ceil(WG / self.kernels.matvec_tpr));
             let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + w.cols as u64 * 4, written: part.rows as u64 * 4, read_per_pos: 0 };
             out.push(self.dispatch(Kernel::Matvec(w.ty), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb)], groups, traffic, (y, w.rows))?);
@@ -106,7 +106,7 @@ impl Builder<'_> {
         let mut out = Vec::new();
         for (i, part) in w.parts.iter().enumerate() {
             let p = EmbedParams { row_start: part.row_start, rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, scale, _pad: [0; 3] };
-            let pb = uniform(&self.ctx.device, label, &p);
+            let pb = uniform(self.ctx, label, &p);
             let step = self.step;
             // Only the part holding the token reads and writes its row: count that row once per
             // token (on the first part, since which part holds it is known only at run time).
@@ -130,7 +130,7 @@ impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     pub fn rms_norm(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
         let t = self.tokens();
-        let pb = uniform(&self.ctx.device, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
+        let pb = uniform(self.ctx, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
         let n = rows as u64 * cols as u64 * 4;
         let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
         let groups = self.flat(rows, 1);
@@ -140,7 +140,7 @@ impl Builder<'_> {
     /// y = rms_norm(y) * g, in place.
     pub fn rms_norm_inplace(&mut self, label: &str, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
         let t = self.tokens();
-        let pb = uniform(&self.ctx.device, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
+        let pb = uniform(self.ctx, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
         let n = rows as u64 * cols as u64 * 4;
         let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
         let groups = self.flat(rows, 1);
@@ -151,7 +151,7 @@ impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     pub fn rope(&mut self, label: &str, y: &wgpu::Buffer, table: &wgpu::Buffer, n_heads: u32, head_dim: u32, n_rot: u32, style: RopeStyle) -> Result<Dispatch> {
         let neox = (style == RopeStyle::Neox) as u32;
-        let pb = uniform(&self.ctx.device, label, &RopeParams { n_heads, head_dim, n_rot, neox });
+        let pb = uniform(self.ctx, label, &RopeParams { n_heads, head_dim, n_rot, neox });
         let step = self.step;
         let n = n_heads as u64 * n_rot as u64 * 4;
         let traffic = Traffic { read: n + n_rot as u64 * 4, written: n, read_per_pos: 0 };
@@ -172,7 +172,7 @@ impl Builder<'_> {
         n_head: u32,
         p: AttnParams,
     ) -> Result<Dispatch> {
-        let pb = uniform(&self.ctx.device, label, &p);
+        let pb = uniform(self.ctx, label, &p);
         let step = self.step;
         // Per position: each query head reads its KV head's key and value and writes and
         // re-reads its score twice.
@@ -194,7 +194,7 @@ impl Builder<'_> {
             Activation::Silu => 0,
             Activation::GeluTanh => 1,
         };
-        let pb = uniform(&self.ctx.device, label, &EltParams { n: n * self.tokens(), act, _pad: [0; 2] });
+        let pb = uniform(self.ctx, label, &EltParams { n: n * self.tokens(), act, _pad: [0; 2] });
         let traffic = Traffic { read: n as u64 * 8, written: n as u64 * 4, read_per_pos: 0 };
         let groups = self.flat(n, WG);
         self.dispatch(Kernel::Glu, label, &[(0, gate), (1, up), (2, &pb)], groups, traffic, (gate, n))
@@ -211,7 +211,7 @@ impl Builder<'_> {
     }
 
     fn add_periodic(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, n: u32, period: u32) -> Result<Dispatch> {
-        let pb = uniform(&self.ctx.device, label, &EltParams { n: n * self.tokens(), act: period, _pad: [0; 2] });
+        let pb = uniform(self.ctx, label, &EltParams { n: n * self.tokens(), act: period, _pad: [0; 2] });
         let traffic = Traffic { read: n as u64 * 8, written: n as u64 * 4, read_per_pos: 0 };
         let groups = self.flat(n, WG);
         self.dispatch(Kernel::Add, label, &[(0, x), (1, y), (2, &pb)], groups, traffic, (x, n))
@@ -221,7 +221,7 @@ impl Builder<'_> {
 impl Builder<'_> {
     /// x = cap * tanh(x / cap), in place.
     pub fn softcap(&mut self, label: &str, x: &wgpu::Buffer, n: u32, cap: f32) -> Result<Dispatch> {
-        let pb = uniform(&self.ctx.device, label, &SoftcapParams { n, cap, _pad: [0; 2] });
+        let pb = uniform(self.ctx, label, &SoftcapParams { n, cap, _pad: [0; 2] });
         let traffic = Traffic { read: n as u64 * 4, written: n as u64 * 4, read_per_pos: 0 };
         let groups = self.kernels.groups(n.div_ceil(WG));
         self.dispatch(Kernel::Softcap, label, &[(0, x), (1, &pb)], groups, traffic, (x, n))

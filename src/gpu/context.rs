@@ -77,9 +77,46 @@ pub struct GpuContext {
     /// The first error wgpu reported outside an error scope, or the device's loss: wgpu's
     /// default would panic; we keep it here and `check_health` turns it into an error.
     fault: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Every buffer created through this context, so that the memory plan can be checked
+    /// buffer by buffer (tests/plan.rs); a few dozen bytes per buffer, made at load.
+    allocations: std::sync::Mutex<Vec<Allocation>>,
+}
+
+/// One buffer the executor created: its label, size and usage.
+#[derive(Clone, Debug)]
+pub struct Allocation {
+    pub label: String,
+    pub size: u64,
+    pub usage: wgpu::BufferUsages,
 }
 
 impl GpuContext {
+    /// `device.create_buffer`, recorded in [`GpuContext::allocations`].
+    pub fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> wgpu::Buffer {
+        self.record(desc.label, desc.size, desc.usage);
+        self.device.create_buffer(desc)
+    }
+
+    /// `device.create_buffer_init`, recorded in [`GpuContext::allocations`].
+    pub fn create_buffer_init(&self, desc: &wgpu::util::BufferInitDescriptor) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        // wgpu pads initialized buffers to a multiple of COPY_BUFFER_ALIGNMENT.
+        let size = (desc.contents.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT).max(wgpu::COPY_BUFFER_ALIGNMENT);
+        self.record(desc.label, size, desc.usage);
+        self.device.create_buffer_init(desc)
+    }
+
+    fn record(&self, label: Option<&str>, size: u64, usage: wgpu::BufferUsages) {
+        if let Ok(mut log) = self.allocations.lock() {
+            log.push(Allocation { label: label.unwrap_or("").to_string(), size, usage });
+        }
+    }
+
+    /// Every buffer created through this context so far, in order.
+    pub fn allocations(&self) -> Vec<Allocation> {
+        self.allocations.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
     pub fn new(choice: &AdapterChoice) -> Result<Self> {
         let backends = parse_backends(choice.backend.as_deref())?;
         let list = adapters(backends);
@@ -125,7 +162,7 @@ impl GpuContext {
                 slot.get_or_insert_with(|| format!("the device was lost ({reason:?}){}", if msg.is_empty() { String::new() } else { format!(": {msg}") }));
             }
         });
-        Ok(GpuContext { adapter, info, device, queue, limits, features, fault })
+        Ok(GpuContext { adapter, info, device, queue, limits, features, fault, allocations: Default::default() })
     }
 
     /// An error if wgpu reported a fault (uncaptured error, device loss) since creation.

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;
@@ -202,8 +201,8 @@ impl Kernels {
     }
 }
 
-pub fn uniform<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, v: &T) -> wgpu::Buffer {
-    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+pub fn uniform<T: bytemuck::Pod>(ctx: &super::GpuContext, label: &str, v: &T) -> wgpu::Buffer {
+    ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents: bytemuck::bytes_of(v),
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,

@@ -223,7 +223,7 @@ impl GpuModel {
         let acts = Acts::new(&ctx, c, 1, n_ctx);
         let batch_acts = Acts::new(&ctx, c, ubatch, n_ctx);
         let logits = f32_buffer(&ctx, "logits", c.n_vocab); // [n_vocab]
-        let tokens = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        let tokens = ctx.create_buffer(&wgpu::BufferDescriptor {
             label: Some("chunk tokens"),
             size: (ubatch * 4) as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
@@ -252,7 +252,7 @@ impl GpuModel {
             }
         }
 
-        let step = super::kernels::uniform(&ctx.device, "step", &Step::default());
+        let step = super::kernels::uniform(&ctx, "step", &Step::default());
         let mut kernels = Kernels::for_device(&ctx);
         let m = Model { c, w: &weights, k_cache: &k_cache, v_cache: &v_cache, tables: &tables, n_ctx };
         let mut segments = Vec::new();

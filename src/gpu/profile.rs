@@ -76,7 +76,7 @@ impl Profiler {
         let (query_set, resolve, readback) = if n_queries > 0 {
             let qs = ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: n_queries });
             let bytes = n_queries as u64 * 8;
-            let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            let resolve = ctx.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("profile resolve"),
                 size: bytes,
                 usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
@@ -257,7 +257,7 @@ pub fn time_dispatches_n(ctx: &GpuContext, dispatches: &[super::kernels::Dispatc
     let mode = TimingMode::for_features(ctx.features);
     let qs = (mode != TimingMode::CpuSubmitPerOp)
         .then(|| ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count: 2 }));
-    let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+    let resolve = ctx.create_buffer(&wgpu::BufferDescriptor {
         label: Some("bench resolve"),
         size: 16,
         usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
