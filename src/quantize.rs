@@ -9,7 +9,8 @@ use crate::gguf::{GgufFile, MetaValue};
 use crate::quant::quantize::{quantize, QUANTIZE_TYPES};
 use crate::quant::GgmlType;
 
-/// llama.cpp's `llama_ftype` for a file mostly of `ty` (general.file_type).
+/// llama.cpp's `llama_ftype` for a file mostly of `ty` (general.file_type): for the
+/// K-quants, the `_S` variants, which are the ones "mostly" of that type.
 pub fn file_type(ty: GgmlType) -> u32 {
     match ty {
         GgmlType::F32 => 0,
@@ -20,7 +21,7 @@ pub fn file_type(ty: GgmlType) -> u32 {
         GgmlType::Q5_0 => 8,
         GgmlType::Q5_1 => 9,
         GgmlType::Q2K => 10,
-        GgmlType::Q3K => 12,
+        GgmlType::Q3K => 11,
         GgmlType::Q4K => 14,
         GgmlType::Q5K => 16,
         GgmlType::Q6K => 18,

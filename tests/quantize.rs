@@ -173,3 +173,81 @@ fn quantizing_a_quantized_file_needs_the_flag() {
     assert!(GgufFile::open(&out).unwrap().tensors.iter().any(|t| t.ty == GgmlType::Q8_0));
     std::fs::remove_file(&out).ok();
 }
+
+/// `general.file_type` for every type, against llama.h's `enum llama_ftype` written out
+/// here: ALL_F32 0, MOSTLY_F16 1, Q4_0 2, Q4_1 3, Q8_0 7, Q5_0 8, Q5_1 9, Q2_K 10,
+/// Q3_K_S 11, Q4_K_S 14, Q5_K_S 16, Q6_K 18, BF16 32 (the `_S` K-quant variants are the
+/// ones "mostly" of their type). The quantized file carries it.
+#[test]
+fn file_type_follows_llama_h() {
+    use lanterna::quantize::file_type;
+    let want = [
+        (GgmlType::F32, 0),
+        (GgmlType::F16, 1),
+        (GgmlType::Q4_0, 2),
+        (GgmlType::Q4_1, 3),
+        (GgmlType::Q8_0, 7),
+        (GgmlType::Q5_0, 8),
+        (GgmlType::Q5_1, 9),
+        (GgmlType::Q2K, 10),
+        (GgmlType::Q3K, 11),
+        (GgmlType::Q4K, 14),
+        (GgmlType::Q5K, 16),
+        (GgmlType::Q6K, 18),
+        (GgmlType::BF16, 32),
+    ];
+    for (ty, ftype) in want {
+        assert_eq!(file_type(ty), ftype, "{ty}");
+    }
+    let g = GgufFile::from_bytes(fallback_sample().to_bytes()).unwrap();
+    for ty in lanterna::quant::quantize::QUANTIZE_TYPES {
+        let w = lanterna::quantize::quantize_model(&g, ty, false, |_, _, _| {}).unwrap();
+        let out = GgufFile::from_bytes(w.to_bytes()).unwrap();
+        assert_eq!(out.get("general.file_type"), Some(&lanterna::gguf::MetaValue::U32(file_type(ty))), "{ty}");
+    }
+}
+
+/// Matrices whose rows are 512, 96 (whole 32-blocks, not 256-blocks) and 40 (neither)
+/// weights wide, and a vector.
+fn fallback_sample() -> lanterna::gguf::writer::GgufWriter {
+    let mut w = lanterna::gguf::writer::GgufWriter { version: 3, alignment: 32, metadata: Vec::new(), tensors: Vec::new() };
+    w.kv("general.architecture", lanterna::gguf::MetaValue::String("llama".into()));
+    for (name, cols) in [("wide.weight", 512u64), ("k32.weight", 96), ("odd.weight", 40)] {
+        w.tensor_f32(name, &[cols, 3], &rand_f32(cols as usize * 3, cols));
+    }
+    w.tensor_f32("norm.weight", &[96], &rand_f32(96, 7));
+    w
+}
+
+/// llama.cpp's fallbacks (llama-quant.cpp, `convert_incompatible_tensor`) where a row is not
+/// a whole number of the target's blocks: Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and F16
+/// when even that does not divide the row; vectors stay F32.
+#[test]
+fn rows_that_are_not_whole_blocks_fall_back_as_llama_cpp() {
+    use GgmlType::*;
+    let g = GgufFile::from_bytes(fallback_sample().to_bytes()).unwrap();
+    // (target, wide, k32, odd)
+    let want = [
+        (Q8_0, Q8_0, Q8_0, F16),
+        (Q4_0, Q4_0, Q4_0, F16),
+        (Q4_1, Q4_1, Q4_1, F16),
+        (Q5_0, Q5_0, Q5_0, F16),
+        (Q5_1, Q5_1, Q5_1, F16),
+        (Q4K, Q4K, Q5_0, F16),
+        (Q5K, Q5K, Q5_1, F16),
+        (Q6K, Q6K, Q8_0, F16),
+    ];
+    for (target, wide, k32, odd) in want {
+        let mut notes = Vec::new();
+        let w = lanterna::quantize::quantize_model(&g, target, false, |_, _, r| notes.push((r.name.clone(), r.note.clone()))).unwrap();
+        let out = GgufFile::from_bytes(w.to_bytes()).unwrap();
+        let ty = |n: &str| out.tensor(n).unwrap().ty;
+        assert_eq!((ty("wide.weight"), ty("k32.weight"), ty("odd.weight"), ty("norm.weight")), (wide, k32, odd, F32), "target {target}");
+        // The fallback is reported, and the values survive it.
+        let noted = |n: &str| notes.iter().any(|(name, note)| name == n && note.as_deref().is_some_and(|s| s.contains("not whole")));
+        assert_eq!(noted("k32.weight"), k32 != target, "{target}");
+        assert!(noted("odd.weight"));
+        let (a, b) = (g.dequantize(g.tensor("odd.weight").unwrap()).unwrap(), out.dequantize(out.tensor("odd.weight").unwrap()).unwrap());
+        assert!(nmse(&b, &a) < 1e-6, "F16 keeps 11 bits: {target}");
+    }
+}
