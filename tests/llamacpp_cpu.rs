@@ -24,10 +24,6 @@ const MIN_MARGIN: f32 = 0.25;
 /// table); a dequantization or layout bug moves logits by whole units. Set by the issue.
 const TOP20_TOL: f32 = 0.1;
 const N_GEN: usize = 32;
-/// Teacher-forced top-5 logits at every one of the 32 steps against llama.cpp's exact math.
-/// Measured worst: SmolLM2 ~2e-3, Gemma-3 ~3e-2 (its f16 GELU table); a wrong RoPE
-/// frequency, window boundary or cache slot moves them by whole units.
-const STEP_TOP5_TOL: f32 = 0.1;
 
 fn check_model(m: &RealModel) {
     let g = GgufFile::open(model_path(m)).unwrap();
@@ -78,7 +74,7 @@ fn check_model(m: &RealModel) {
         );
 
         // Every step, teacher-forced on llama.cpp's greedy prefix, whatever our own greedy did.
-        let (w, at) = check_step_top5(&mut exec, &format!("{} {pid} cpu", m.name), &got_ids, &p, STEP_TOP5_TOL);
+        let (w, at) = check_step_top5(&mut exec, &format!("{} {pid} cpu", m.name), &got_ids, &p, step_top5_tol(m));
         println!("{} {pid}: teacher-forced top-5 over {N_GEN} steps, max |d| {w:.4} (step {at})", m.name);
 
         // Streaming never splits a character: the streamed text equals the whole decode.

@@ -214,7 +214,20 @@ mod tests {
         softmax(&mut x);
         assert!((x.iter().sum::<f32>() - 1.0).abs() < F32_SUM_TOL);
         assert_eq!(crate::sampler::argmax(&x), 5);
-        assert!(x.iter().zip(&orig).all(|(p, _)| *p >= 0.0));
+        // Order: a larger input never gets a smaller probability.
+        for i in 0..x.len() {
+            for j in 0..x.len() {
+                if orig[i] < orig[j] {
+                    assert!(x[i] <= x[j], "inputs {} < {} but probabilities {} > {}", orig[i], orig[j], x[i], x[j]);
+                }
+            }
+        }
+        // Values: exp(x - max) / Σ, computed in f64.
+        let max = orig.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        let sum: f64 = orig.iter().map(|&v| (v as f64 - max).exp()).sum();
+        for (p, &v) in x.iter().zip(&orig) {
+            assert!((*p as f64 - (v as f64 - max).exp() / sum).abs() < 1e-7, "{p} for input {v}");
+        }
     }
 
     #[test]
