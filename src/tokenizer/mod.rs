@@ -26,6 +26,8 @@ use tokenizers::{AddedToken, NormalizerWrapper, PreTokenizerWrapper};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 
+mod specials;
+
 /// llama.cpp's token types (`tokenizer.ggml.token_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenType {
@@ -138,7 +140,7 @@ impl Tokenizer {
         if n == 0 {
             return Err(Error::metadata("tokenizer.ggml.tokens", "empty vocabulary"));
         }
-        let types: Vec<TokenType> = match g.get("tokenizer.ggml.token_type") {
+        let mut types: Vec<TokenType> = match g.get("tokenizer.ggml.token_type") {
             None => vec![TokenType::Normal; n],
             Some(v) => {
                 let a = v.as_array().ok_or_else(|| Error::metadata("tokenizer.ggml.token_type", "expected an array"))?;
@@ -186,6 +188,8 @@ impl Tokenizer {
         let add_eos = g.get_bool_opt("tokenizer.ggml.add_eos_token")?.unwrap_or(false);
         let add_space_prefix = g.get_bool_opt("tokenizer.ggml.add_space_prefix")?.unwrap_or(kind == VocabKind::Spm);
 
+        let eog = specials::apply(g, &pieces, &mut types, eos);
+
         let mut vocab: HashMap<String, u32> = HashMap::with_capacity(n);
         for (i, p) in pieces.iter().enumerate() {
             vocab.entry(p.clone()).or_insert(i as u32);
@@ -209,7 +213,6 @@ impl Tokenizer {
         inner.add_tokens(&user);
 
         let bytes = Self::decode_table(kind, &pieces, &types);
-        let eog = Self::eog_set(g, &pieces, &types, eos)?;
         Ok(Tokenizer { inner, kind, pre, pieces, types, bytes, bos, eos, add_bos, add_eos, eog })
     }
 
@@ -313,31 +316,6 @@ impl Tokenizer {
                 }
             })
             .collect()
-    }
-
-    /// End-of-generation tokens: EOS, EOT/EOM ids from metadata, and the control tokens
-    /// llama.cpp recognises by their text.
-    fn eog_set(g: &GgufFile, pieces: &[String], types: &[TokenType], eos: Option<u32>) -> Result<Vec<u32>> {
-        const EOG_TEXTS: &[&str] = &[
-            "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>", "_<EOT>",
-            "<｜end▁of▁sentence｜>", "<|end_of_text|>", "<|eom_id|>", "<|return|>", "<|call|>",
-        ];
-        let mut eog: Vec<u32> = eos.into_iter().collect();
-        for key in ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
-            if let Some(id) = g.get(key).and_then(|v| v.as_u64()) {
-                if (id as usize) < pieces.len() {
-                    eog.push(id as u32);
-                }
-            }
-        }
-        for (i, (p, t)) in pieces.iter().zip(types).enumerate() {
-            if matches!(t, TokenType::Control | TokenType::UserDefined) && EOG_TEXTS.contains(&p.as_str()) {
-                eog.push(i as u32);
-            }
-        }
-        eog.sort_unstable();
-        eog.dedup();
-        Ok(eog)
     }
 
     pub fn n_vocab(&self) -> usize {
