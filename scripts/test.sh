@@ -48,7 +48,11 @@ fi
 skipped="${CARGO_TARGET_DIR:-$root/target}/tmp/lanterna-skipped.txt"
 rm -f "$skipped"
 status=0
-cargo test --release "$@" || status=$?
+log="$(mktemp)"
+cargo test --release "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo's last line is the doc-tests' own count).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "all test binaries: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
 if [ -s "$skipped" ]; then
   echo
   echo "SKIPPED under LANTERNA_TEST_ALLOW_SKIP — these tests did not run what they were for:"

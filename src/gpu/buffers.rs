@@ -1,7 +1,6 @@
 //! GPU buffers: weights uploaded as their GGUF bytes (split by rows where a tensor is
 //! larger than one storage binding may be), f32 activation buffers, and readback.
 
-
 use super::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;
 
