@@ -11,7 +11,7 @@ set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 tree="$work/tree"
-git -C "$root" worktree add --detach "$tree" HEAD >/dev/null
+git -C "$root" worktree add --detach "$tree" HEAD >/dev/null 2>&1 || { echo "mutations.sh: cannot make a worktree of HEAD" >&2; exit 1; }
 cleanup() { git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -20,7 +20,8 @@ export LANTERNA_MODELS="${LANTERNA_MODELS:-$root/models}"
 export LANTERNA_ZOO="${LANTERNA_ZOO:-$root/../shared/fixtures/zoo}"
 status=0
 
-# mutate NAME FILE FROM TO -- CARGO-TEST-ARGS [-- CARGO-TEST-ARGS ...]
+# mutate NAME FILE FROM TO -- CARGO-TEST-ARGS [+ CARGO-TEST-ARGS ...]: one cargo run per
+# `+`-separated set; the failing tests are named binary::test.
 mutate() {
   local name=$1 file=$2 from=$3 to=$4
   shift 5
@@ -35,12 +36,13 @@ open(path, "w").write(s.replace(old, new))
 PY
   echo "== $name: $file: '$from' -> '$to'"
   local failed="" args=()
-  for a in "$@" --; do
-    if [ "$a" = "--" ]; then
+  for a in "$@" +; do
+    if [ "$a" = "+" ]; then
       [ ${#args[@]} -gt 0 ] || continue
       local log="$work/$name.log"
       (cd "$tree" && cargo test --release --no-fail-fast "${args[@]}") >"$log" 2>&1
-      failed+="$(grep -E '^test .* FAILED$' "$log" | sed -E 's/^test (.*) \.\.\. FAILED$/\1/' | sort -u | tr '\n' ' ')"
+      failed+="$(awk '/Running unittests/ { bin = "lib" } /Running tests\// { bin = $2; sub(/^tests\//, "", bin); sub(/\.rs$/, "", bin) }
+                      /^test .* FAILED$/ { print bin "::" $2 }' "$log" | sort -u | tr '\n' ' ')"
       args=()
     else
       args+=("$a")
@@ -60,7 +62,7 @@ mutate rope src/cpu/ops.rs \
   -- --test rope --test llamacpp_cpu --test zoo
 mutate window-cpu src/cpu/mod.rs \
   '(pos + 1).saturating_sub(w)' 'pos.saturating_sub(w)' \
-  -- --test zoo -- --test perplexity -- sliding_window
+  -- --test zoo + --test perplexity sliding_window
 mutate window-gpu shaders/attention_common.wgsl \
   'w.first = w.n - P.window;' 'w.first = w.n - P.window + 1u;' \
   -- --test zoo --test gpu_kernels
