@@ -33,14 +33,16 @@ cargo build --release --bins
 tiny="tests/fixtures/zoo/llama-spm/llama-spm-Q4_K_M.gguf"
 gpu_works() { target/release/lanterna run -m "$tiny" --device gpu --temp 0 -n 1 -p hi >/dev/null 2>&1; }
 if ! gpu_works; then
-  echo "test.sh: no working GPU adapter; installing Mesa's lavapipe" >&2
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: no working GPU adapter; installing Mesa's lavapipe" >&2
     bash scripts/install-lavapipe.sh
+  else
+    echo "test.sh: no working GPU adapter, and installing lavapipe needs root and apt" >&2
   fi
   if gpu_works; then
     echo "test.sh: lavapipe works" >&2
   else
-    echo "test.sh: still no working GPU adapter (installing lavapipe needs root and apt): the GPU tests will fail" >&2
+    echo "test.sh: still no working GPU adapter: the GPU tests will fail" >&2
     target/release/lanterna devices >&2 || true
   fi
 fi
