@@ -23,7 +23,10 @@ fn main() -> lanterna::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runs = arg(&args, "--runs", 5);
     let tokens = arg(&args, "--tokens", 16);
-    let which: Vec<&models::KnownModel> = models::KNOWN.iter().filter(|m| args.iter().any(|a| a == m.name) || !args.iter().any(|a| models::known(a).is_some())).collect();
+    let which: Vec<&models::KnownModel> = models::KNOWN
+        .iter()
+        .filter(|m| args.iter().any(|a| a == m.name) || !args.iter().any(|a| models::known(a).is_some()))
+        .collect();
     println!("| model | device | decode tokens/s | weight MiB read per token | runs × tokens |");
     println!("|---|---|---|---|---|");
     for m in which {

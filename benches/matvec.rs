@@ -36,7 +36,8 @@ fn rand_bytes(ty: GgmlType, n: usize, seed: u64) -> Vec<u8> {
 fn main() -> lanterna::Result<()> {
     std::env::set_var("NODEVICE_SELECT", "1");
     let args: Vec<String> = std::env::args().collect();
-    let reps: u32 = args.iter().position(|a| a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5);
+    let reps: u32 =
+        args.iter().position(|a| a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5);
     let ctx = GpuContext::new(&AdapterChoice::from_args(None, None)?)?;
     let mut kernels = Kernels::for_device(&ctx);
     let step = uniform(&ctx, "step", &Step::default());
@@ -69,24 +70,41 @@ fn main() -> lanterna::Result<()> {
             let tokens = f32_buffer(&ctx, "tokens", 64);
             let xt = f32_buffer(&ctx, "xt", 64 * cols);
             ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&Step { token: 0, pos: 0, n_pos: 1, n_tokens: 64 }));
-            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(lanterna::gpu::builder::Batch { max_tokens: 64, tokens: &tokens, xt: &xt }) };
+            let mut b = Builder {
+                ctx: &ctx,
+                kernels: &mut kernels,
+                step: &step,
+                batch: Some(lanterna::gpu::builder::Batch { max_tokens: 64, tokens: &tokens, xt: &xt }),
+            };
             let d = b.matvec("bench", &t, &x, &y)?;
             // time_dispatches records each for one token; scale the groups to 64.
-            let d: Vec<_> = d.into_iter().map(|mut d| { let g = d.groups.at(64); d.groups = lanterna::gpu::kernels::Groups::Fixed(g.0, g.1, g.2); d }).collect();
+            let d: Vec<_> = d
+                .into_iter()
+                .map(|mut d| {
+                    let g = d.groups.at(64);
+                    d.groups = lanterna::gpu::kernels::Groups::Fixed(g.0, g.1, g.2);
+                    d
+                })
+                .collect();
             time_dispatches(&ctx, &d, reps)?
         };
-        println!("  matmul {ty} {cols}x{rows} x 64 tokens: {:.0} µs = {:.3} G weight-tokens/s", tm * 1e6, (cols * rows * 64) as f64 / tm / 1e9);
+        println!(
+            "  matmul {ty} {cols}x{rows} x 64 tokens: {:.0} µs = {:.3} G weight-tokens/s",
+            tm * 1e6,
+            (cols * rows * 64) as f64 / tm / 1e9
+        );
         // The f32 and the quantized kernel alternate, one timed run each, so that anything
         // else slowing the machine for a while slows both: their ratio is the figure here.
-        let mut setup = |ty: GgmlType| -> lanterna::Result<(Vec<lanterna::gpu::kernels::Dispatch>, GpuTensor, [wgpu::Buffer; 2])> {
-            let bytes = rand_bytes(ty, cols * rows, 7);
-            let t = GpuTensor::upload(&ctx, "w", ty, cols, rows, &bytes)?;
-            let x = f32_buffer_init(&ctx, "x", &vec![0.5; cols]);
-            let y = f32_buffer(&ctx, "y", rows);
-            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
-            let d = b.matvec("bench", &t, &x, &y)?;
-            Ok((d, t, [x, y]))
-        };
+        let mut setup =
+            |ty: GgmlType| -> lanterna::Result<(Vec<lanterna::gpu::kernels::Dispatch>, GpuTensor, [wgpu::Buffer; 2])> {
+                let bytes = rand_bytes(ty, cols * rows, 7);
+                let t = GpuTensor::upload(&ctx, "w", ty, cols, rows, &bytes)?;
+                let x = f32_buffer_init(&ctx, "x", &vec![0.5; cols]);
+                let y = f32_buffer(&ctx, "y", rows);
+                let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
+                let d = b.matvec("bench", &t, &x, &y)?;
+                Ok((d, t, [x, y]))
+            };
         let (df, _tf, _bf) = setup(GgmlType::F32)?;
         let (dq, tq_tensor, _bq) = setup(ty)?;
         let qbytes = tq_tensor.bytes();

@@ -77,10 +77,14 @@ fn kl(cpu: &[f32], gpu: &[f32]) -> f64 {
         m + v.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln()
     };
     let (lp, lq) = (lse(cpu), lse(gpu));
-    cpu.iter().zip(gpu).map(|(&a, &b)| {
-        let lpa = a as f64 - lp;
-        lpa.exp() * (lpa - (b as f64 - lq))
-    }).sum::<f64>().max(0.0)
+    cpu.iter()
+        .zip(gpu)
+        .map(|(&a, &b)| {
+            let lpa = a as f64 - lp;
+            lpa.exp() * (lpa - (b as f64 - lq))
+        })
+        .sum::<f64>()
+        .max(0.0)
 }
 
 fn margin(v: &[f32]) -> f32 {
@@ -122,10 +126,22 @@ pub fn compare(cpu: &mut CpuModel, gpu: &mut GpuModel, tokens: &[u32], tol: Tole
     let mut tensors = Vec::new();
     for (layer, row) in worst.iter().enumerate() {
         for (i, &(a, n)) in row.iter().enumerate() {
-            tensors.push(TensorRow { tensor: CAPTURE_NAMES[i].to_string(), layer: Some(layer), max_abs: a, nmse: n, over: !(n <= tol.nmse) });
+            tensors.push(TensorRow {
+                tensor: CAPTURE_NAMES[i].to_string(),
+                layer: Some(layer),
+                max_abs: a,
+                nmse: n,
+                over: !(n <= tol.nmse),
+            });
         }
     }
-    tensors.push(TensorRow { tensor: "logits".into(), layer: None, max_abs: logit_worst.0, nmse: logit_worst.1, over: !(logit_worst.1 <= tol.nmse) });
+    tensors.push(TensorRow {
+        tensor: "logits".into(),
+        layer: None,
+        max_abs: logit_worst.0,
+        nmse: logit_worst.1,
+        over: !(logit_worst.1 <= tol.nmse),
+    });
     let first_over = tensors.iter().position(|r| r.over);
     let pass = first_over.is_none() && logits.iter().all(|l| !l.over);
     Ok(CompareReport { tensors, logits, first_over, pass })

@@ -154,5 +154,14 @@ pub fn generate(
         decode_ms += t.elapsed().as_secs_f64() * 1e3;
         decode_steps += 1;
     }
-    Ok(Generation { prompt_tokens: prompt.to_vec(), tokens, stop, first_logits, margins, prompt_ms, decode_ms, decode_steps })
+    Ok(Generation {
+        prompt_tokens: prompt.to_vec(),
+        tokens,
+        stop,
+        first_logits,
+        margins,
+        prompt_ms,
+        decode_ms,
+        decode_steps,
+    })
 }

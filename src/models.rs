@@ -54,7 +54,11 @@ pub fn ensure(m: &KnownModel) -> Result<PathBuf> {
         .status()
         .map_err(|e| Error::Usage(format!("could not run {}: {e}", script.display())))?;
     if !status.success() || !path.is_file() {
-        return Err(Error::Usage(format!("fetching {} failed ({status}); run {} by hand to see why", m.name, script.display())));
+        return Err(Error::Usage(format!(
+            "fetching {} failed ({status}); run {} by hand to see why",
+            m.name,
+            script.display()
+        )));
     }
     Ok(path)
 }

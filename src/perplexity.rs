@@ -37,7 +37,11 @@ impl Nll {
         let n = self.count as f64;
         let mean = self.sum / n;
         let var = self.sum_sq / n - mean * mean;
-        if var > 0.0 { (var / (n - 1.0)).sqrt() * self.ppl() } else { 0.0 }
+        if var > 0.0 {
+            (var / (n - 1.0)).sqrt() * self.ppl()
+        } else {
+            0.0
+        }
     }
 }
 
@@ -69,7 +73,10 @@ pub fn perplexity(
         return Err(Error::Usage(format!("-c {n_ctx} is too small: the context must hold at least 4 tokens")));
     }
     if n_ctx > exec.n_ctx() {
-        return Err(Error::Context(format!("chunks of {n_ctx} tokens need a context of {n_ctx}, but this one holds {}", exec.n_ctx())));
+        return Err(Error::Context(format!(
+            "chunks of {n_ctx} tokens need a context of {n_ctx}, but this one holds {}",
+            exec.n_ctx()
+        )));
     }
     let tokens = tok.encode(text)?;
     let mut n_chunks = tokens.len() / n_ctx;

@@ -49,15 +49,31 @@ fn type_for_row(target: GgmlType, row_len: u64) -> GgmlType {
         GgmlType::Q6K => GgmlType::Q8_0,
         _ => GgmlType::F16,
     };
-    if row_len % fallback.block_size() == 0 { fallback } else { GgmlType::F16 }
+    if row_len % fallback.block_size() == 0 {
+        fallback
+    } else {
+        GgmlType::F16
+    }
 }
 
 /// Quantize every weight matrix of `g` to `target`; `on_tensor(i, n, report)` after each.
-pub fn quantize_model(g: &GgufFile, target: GgmlType, allow_requantize: bool, mut on_tensor: impl FnMut(usize, usize, &TensorReport)) -> Result<GgufWriter> {
+pub fn quantize_model(
+    g: &GgufFile,
+    target: GgmlType,
+    allow_requantize: bool,
+    mut on_tensor: impl FnMut(usize, usize, &TensorReport),
+) -> Result<GgufWriter> {
     if !QUANTIZE_TYPES.contains(&target) {
-        return Err(Error::Usage(format!("cannot quantize to {target} (supported: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)")));
+        return Err(Error::Usage(format!(
+            "cannot quantize to {target} (supported: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)"
+        )));
     }
-    let mut w = GgufWriter { version: 3, alignment: g.alignment, metadata: g.metadata.clone(), tensors: Vec::with_capacity(g.tensors.len()) };
+    let mut w = GgufWriter {
+        version: 3,
+        alignment: g.alignment,
+        metadata: g.metadata.clone(),
+        tensors: Vec::with_capacity(g.tensors.len()),
+    };
     let set = |w: &mut GgufWriter, k: &str, v: MetaValue| match w.metadata.iter_mut().find(|(key, _)| key == k) {
         Some(kv) => kv.1 = v,
         None => w.metadata.push((k.to_string(), v)),

@@ -21,7 +21,15 @@ pub struct SamplerConfig {
 impl Default for SamplerConfig {
     fn default() -> Self {
         // llama.cpp's defaults.
-        SamplerConfig { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.0, repeat_last_n: 64, seed: 0 }
+        SamplerConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+        }
     }
 }
 
@@ -112,7 +120,8 @@ impl Sampler {
     pub fn candidates(&self, logits: &[f32], history: &[u32]) -> Vec<(u32, f64)> {
         let c = &self.cfg;
         let logits = self.penalized(logits, history);
-        let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(|(i, &v)| (i as u32, v)).collect();
+        let mut cand: Vec<(u32, f32)> =
+            logits.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(|(i, &v)| (i as u32, v)).collect();
         if cand.is_empty() {
             return Vec::new();
         }

@@ -20,7 +20,8 @@ fn lanterna(args: &[&str]) -> Output {
 fn json_out(args: &[&str]) -> Value {
     let o = lanterna(args);
     assert!(o.status.success(), "lanterna {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("lanterna {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("lanterna {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
 }
 
 fn check_cli(m: &RealModel) {
@@ -32,7 +33,21 @@ fn check_cli(m: &RealModel) {
         assert_eq!(ids(&t["ids"]), want_ids, "{} {pid}: tokenize", m.name);
         assert_eq!(t["pieces"].as_array().unwrap().len(), want_ids.len());
 
-        let r = json_out(&["run", "-m", path, "--device", "cpu", "--temp", "0", "-n", "32", "--ignore-eos", "--json", "-p", &text]);
+        let r = json_out(&[
+            "run",
+            "-m",
+            path,
+            "--device",
+            "cpu",
+            "--temp",
+            "0",
+            "-n",
+            "32",
+            "--ignore-eos",
+            "--json",
+            "-p",
+            &text,
+        ]);
         assert_eq!(ids(&r["prompt_tokens"]), want_ids, "{} {pid}: run's prompt tokens", m.name);
         let got = ids(&r["tokens"]);
         assert_eq!(got.len(), 32);
@@ -66,7 +81,20 @@ fn eos_stops_generation_unless_ignored() {
     // SmolLM2 greedy on P1 emits <|im_end|> (its EOS) at step 29 in llama.cpp's run.
     let path = model_path(&SMOLLM2);
     let p = path.to_str().unwrap();
-    let r = json_out(&["run", "-m", p, "--device", "cpu", "--temp", "0", "-n", "40", "--json", "-p", "The capital of France is"]);
+    let r = json_out(&[
+        "run",
+        "-m",
+        p,
+        "--device",
+        "cpu",
+        "--temp",
+        "0",
+        "-n",
+        "40",
+        "--json",
+        "-p",
+        "The capital of France is",
+    ]);
     let toks = ids(&r["tokens"]);
     assert_eq!(r["stop"], "eos");
     assert_eq!(*toks.last().unwrap(), 2, "stopped on <|im_end|>");
@@ -77,7 +105,23 @@ fn eos_stops_generation_unless_ignored() {
 fn same_seed_same_tokens() {
     let path = model_path(&SMOLLM2);
     let p = path.to_str().unwrap();
-    let args = ["run", "-m", p, "--device", "cpu", "--temp", "1.0", "--seed", "1234", "-n", "12", "--ignore-eos", "--json", "-p", "Once upon a time"];
+    let args = [
+        "run",
+        "-m",
+        p,
+        "--device",
+        "cpu",
+        "--temp",
+        "1.0",
+        "--seed",
+        "1234",
+        "-n",
+        "12",
+        "--ignore-eos",
+        "--json",
+        "-p",
+        "Once upon a time",
+    ];
     let a = ids(&json_out(&args)["tokens"]);
     let b = ids(&json_out(&args)["tokens"]);
     assert_eq!(a, b);
@@ -139,14 +183,20 @@ fn bad_files_exit_nonzero_with_a_message() {
     let mut w = small_gguf();
     w.metadata[0].1 = MetaValue::String("mamba".into());
     let p = tiny_file("arch.gguf", &w.to_bytes());
-    assert_clean_failure(&["info", "-m", &p], "not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3)");
+    assert_clean_failure(
+        &["info", "-m", &p],
+        "not supported (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3)",
+    );
 }
 
 #[test]
 fn prompt_longer_than_context_is_refused() {
     let path = model_path(&SMOLLM2);
     let p = path.to_str().unwrap();
-    assert_clean_failure(&["run", "-m", p, "--device", "cpu", "--ctx", "8", "-n", "4", "-p", "one two three four five six"], "context holds 8");
+    assert_clean_failure(
+        &["run", "-m", p, "--device", "cpu", "--ctx", "8", "-n", "4", "-p", "one two three four five six"],
+        "context holds 8",
+    );
 }
 
 #[test]
@@ -168,7 +218,21 @@ fn run_on_the_gpu_as_a_user_does() {
     let path = model_path(&SMOLLM2);
     let exact = fixture(&SMOLLM2, "dequant_f32");
     let (_, text, want_ids, p) = prompts(&exact).into_iter().next().unwrap();
-    let r = json_out(&["run", "-m", path.to_str().unwrap(), "--device", "gpu", "--temp", "0", "-n", "32", "--ignore-eos", "--json", "-p", &text]);
+    let r = json_out(&[
+        "run",
+        "-m",
+        path.to_str().unwrap(),
+        "--device",
+        "gpu",
+        "--temp",
+        "0",
+        "-n",
+        "32",
+        "--ignore-eos",
+        "--json",
+        "-p",
+        &text,
+    ]);
     assert!(r["device"].as_str().unwrap().starts_with("gpu: "), "{}", r["device"]);
     assert_eq!(ids(&r["prompt_tokens"]), want_ids);
     let need = required_prefix(&floats(&p["step_margins"]), MIN_MARGIN);
@@ -272,7 +336,8 @@ const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zoo/llam
 /// `lanterna run` on the committed tiny model with extra environment variables.
 fn run_tiny(device: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lanterna"));
-    c.args(["run", "-m", TINY, "--device", device, "--temp", "0", "-n", "4", "--ignore-eos", "--json", "-p", "Hello"]).args(extra);
+    c.args(["run", "-m", TINY, "--device", device, "--temp", "0", "-n", "4", "--ignore-eos", "--json", "-p", "Hello"])
+        .args(extra);
     c.env_remove("LANTERNA_BACKEND").env_remove("LANTERNA_ADAPTER");
     for (k, v) in env {
         c.env(k, v);
@@ -287,7 +352,8 @@ fn device_of(o: &Output) -> String {
 }
 
 /// Vulkan and EGL loaders pointed at nothing: no adapter on any backend.
-const NO_ADAPTER: [(&str, &str); 2] = [("VK_ICD_FILENAMES", "/nonexistent.json"), ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json")];
+const NO_ADAPTER: [(&str, &str); 2] =
+    [("VK_ICD_FILENAMES", "/nonexistent.json"), ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json")];
 
 #[test]
 fn device_auto_takes_the_gpu_and_falls_back_to_the_cpu() {
@@ -313,7 +379,10 @@ fn backend_and_adapter_come_from_flags_or_the_environment() {
     let other = if backend == "vulkan" { "dx12" } else { "vulkan" };
     // The environment picks a backend that has no adapter here: the GPU run fails…
     let o = run_tiny("gpu", &[], &[("LANTERNA_BACKEND", other)]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no GPU adapter found"), "LANTERNA_BACKEND={other}");
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no GPU adapter found"),
+        "LANTERNA_BACKEND={other}"
+    );
     // …and the flag overrides it.
     assert!(device_of(&run_tiny("gpu", &["--backend", &backend], &[("LANTERNA_BACKEND", other)])).starts_with("gpu: "));
     let o = run_tiny("gpu", &[], &[("LANTERNA_BACKEND", "bogus")]);

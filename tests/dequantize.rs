@@ -15,7 +15,8 @@ fn fixture(ty: GgmlType, ext: &str) -> Vec<u8> {
 
 fn check(ty: GgmlType) {
     let raw = fixture(ty, "bin");
-    let want: Vec<f32> = fixture(ty, "f32").chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let want: Vec<f32> =
+        fixture(ty, "f32").chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     assert_eq!(raw.len() as u64 / ty.type_size() * ty.block_size(), want.len() as u64, "{ty}: fixture sizes disagree");
     let mut got = vec![f32::NAN; want.len()];
     dequantize(ty, &raw, &mut got).unwrap();
@@ -33,31 +34,57 @@ fn check(ty: GgmlType) {
 }
 
 #[test]
-fn f32_exact() { check(GgmlType::F32) }
+fn f32_exact() {
+    check(GgmlType::F32)
+}
 #[test]
-fn f16_exact() { check(GgmlType::F16) }
+fn f16_exact() {
+    check(GgmlType::F16)
+}
 #[test]
-fn bf16_exact() { check(GgmlType::BF16) }
+fn bf16_exact() {
+    check(GgmlType::BF16)
+}
 #[test]
-fn q4_0() { check(GgmlType::Q4_0) }
+fn q4_0() {
+    check(GgmlType::Q4_0)
+}
 #[test]
-fn q4_1() { check(GgmlType::Q4_1) }
+fn q4_1() {
+    check(GgmlType::Q4_1)
+}
 #[test]
-fn q5_0() { check(GgmlType::Q5_0) }
+fn q5_0() {
+    check(GgmlType::Q5_0)
+}
 #[test]
-fn q5_1() { check(GgmlType::Q5_1) }
+fn q5_1() {
+    check(GgmlType::Q5_1)
+}
 #[test]
-fn q8_0() { check(GgmlType::Q8_0) }
+fn q8_0() {
+    check(GgmlType::Q8_0)
+}
 #[test]
-fn q2_k() { check(GgmlType::Q2K) }
+fn q2_k() {
+    check(GgmlType::Q2K)
+}
 #[test]
-fn q3_k() { check(GgmlType::Q3K) }
+fn q3_k() {
+    check(GgmlType::Q3K)
+}
 #[test]
-fn q4_k() { check(GgmlType::Q4K) }
+fn q4_k() {
+    check(GgmlType::Q4K)
+}
 #[test]
-fn q5_k() { check(GgmlType::Q5K) }
+fn q5_k() {
+    check(GgmlType::Q5K)
+}
 #[test]
-fn q6_k() { check(GgmlType::Q6K) }
+fn q6_k() {
+    check(GgmlType::Q6K)
+}
 
 #[test]
 fn every_type_has_a_fixture() {

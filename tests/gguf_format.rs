@@ -20,7 +20,10 @@ fn sample() -> GgufWriter {
         .kv("u64", MetaValue::U64(1 << 40))
         .kv("i64", MetaValue::I64(-(1 << 40)))
         .kv("f64", MetaValue::F64(-2.25))
-        .kv("strings", MetaValue::Array(ValueType::String, vec![MetaValue::String("a".into()), MetaValue::String("βγ".into())]))
+        .kv(
+            "strings",
+            MetaValue::Array(ValueType::String, vec![MetaValue::String("a".into()), MetaValue::String("βγ".into())]),
+        )
         .kv(
             "nested",
             MetaValue::Array(

@@ -63,7 +63,10 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
     run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
     let got = read_f32(&r.ctx, &yb, rows).unwrap();
     let e = nmse(&got, &want);
-    println!("matvec {ty}: {rows}x{cols}, {} part(s), NMSE {e:.2e} (ggml bound {QUANT_MATMUL_NMSE:.0e})", t.parts.len());
+    println!(
+        "matvec {ty}: {rows}x{cols}, {} part(s), NMSE {e:.2e} (ggml bound {QUANT_MATMUL_NMSE:.0e})",
+        t.parts.len()
+    );
     assert!(e < F32_NMSE, "matvec {ty}: NMSE {e:e}");
 }
 
@@ -72,7 +75,13 @@ fn matvec_every_type() {
     let Some(mut r) = rig() else { return };
     for ty in GgmlType::ALL {
         // 37 rows: not a multiple of the 8 rows a workgroup handles.
-        let blocks = if ty.block_size() == 1 { 203 } else if ty.block_size() == 32 { 11 } else { 3 };
+        let blocks = if ty.block_size() == 1 {
+            203
+        } else if ty.block_size() == 32 {
+            11
+        } else {
+            3
+        };
         check_matvec(&mut r, ty, 37, blocks, None);
     }
 }
@@ -103,7 +112,8 @@ fn embed_every_type_and_split() {
         for token in [0u32, 13, 28] {
             run_once(&r.ctx, &r.step, Step { token, ..Default::default() }, &d).unwrap();
             let got = read_f32(&r.ctx, &yb, cols).unwrap();
-            let want: Vec<f32> = w[token as usize * cols..(token as usize + 1) * cols].iter().map(|v| v * 1.5).collect();
+            let want: Vec<f32> =
+                w[token as usize * cols..(token as usize + 1) * cols].iter().map(|v| v * 1.5).collect();
             let e = nmse(&got, &want);
             assert!(e < F32_NMSE, "embed {ty} token {token}: NMSE {e:e}");
         }
@@ -167,45 +177,59 @@ fn attention_grouped_causal_and_windowed() {
         variants.push((MatmulX::Subgroup, Kernel::AttentionSubgroup));
     }
     for (x, kernel) in variants {
-    r.kernels.matmul_x = x;
-    let (n_head, n_head_kv, hd, hdv, n_ctx, n_pos) = (6usize, 2usize, 40usize, 24usize, 70usize, 67usize);
-    let (ks, vs) = (n_head_kv * hd, n_head_kv * hdv);
-    let q = rand_f32(n_head * hd, 31);
-    // Scores of a few units, as in real models, so the softmax is not flat.
-    let k: Vec<f32> = rand_f32(n_ctx * ks, 32).iter().map(|v| v * 3.0).collect();
-    let v = rand_f32(n_ctx * vs, 33);
-    let scale = 1.0 / (hd as f32).sqrt();
-    for (window, softcap) in [(0usize, None), (10, None), (0, Some(1.5f32))] {
-        let first = if window > 0 { n_pos.saturating_sub(window) } else { 0 };
-        let mut want = vec![0f32; n_head * hdv];
-        for h in 0..n_head {
-            let kvh = h / (n_head / n_head_kv);
-            ops::attention_head(&q[h * hd..(h + 1) * hd], &k, ks, kvh * hd, &v, vs, kvh * hdv, first, n_pos, scale, softcap, &mut want[h * hdv..(h + 1) * hdv]);
+        r.kernels.matmul_x = x;
+        let (n_head, n_head_kv, hd, hdv, n_ctx, n_pos) = (6usize, 2usize, 40usize, 24usize, 70usize, 67usize);
+        let (ks, vs) = (n_head_kv * hd, n_head_kv * hdv);
+        let q = rand_f32(n_head * hd, 31);
+        // Scores of a few units, as in real models, so the softmax is not flat.
+        let k: Vec<f32> = rand_f32(n_ctx * ks, 32).iter().map(|v| v * 3.0).collect();
+        let v = rand_f32(n_ctx * vs, 33);
+        let scale = 1.0 / (hd as f32).sqrt();
+        for (window, softcap) in [(0usize, None), (10, None), (0, Some(1.5f32))] {
+            let first = if window > 0 { n_pos.saturating_sub(window) } else { 0 };
+            let mut want = vec![0f32; n_head * hdv];
+            for h in 0..n_head {
+                let kvh = h / (n_head / n_head_kv);
+                ops::attention_head(
+                    &q[h * hd..(h + 1) * hd],
+                    &k,
+                    ks,
+                    kvh * hd,
+                    &v,
+                    vs,
+                    kvh * hdv,
+                    first,
+                    n_pos,
+                    scale,
+                    softcap,
+                    &mut want[h * hdv..(h + 1) * hdv],
+                );
+            }
+            let qb = f32_buffer_init(&r.ctx, "q", &q);
+            let kb = f32_buffer_init(&r.ctx, "k", &k);
+            let vb = f32_buffer_init(&r.ctx, "v", &v);
+            let sb = f32_buffer(&r.ctx, "scores", n_head * n_ctx);
+            let ob = f32_buffer(&r.ctx, "out", n_head * hdv);
+            let p = AttnParams {
+                group: (n_head / n_head_kv) as u32,
+                head_dim: hd as u32,
+                head_dim_v: hdv as u32,
+                k_stride: ks as u32,
+                v_stride: vs as u32,
+                n_ctx: n_ctx as u32,
+                window: window as u32,
+                scale,
+                softcap: softcap.unwrap_or(0.0),
+                _pad: [0; 3],
+            };
+            let d = r.builder().attention("attention", &qb, &kb, &vb, &sb, &ob, n_head as u32, p).unwrap();
+            assert_eq!(d.kernel, kernel);
+            run_once(&r.ctx, &r.step, Step { pos: n_pos as u32 - 1, n_pos: n_pos as u32, ..Default::default() }, &[d])
+                .unwrap();
+            let e = nmse(&read_f32(&r.ctx, &ob, n_head * hdv).unwrap(), &want);
+            assert!(e < F32_NMSE, "{kernel:?} window {window} softcap {softcap:?}: NMSE {e:e}");
         }
-        let qb = f32_buffer_init(&r.ctx, "q", &q);
-        let kb = f32_buffer_init(&r.ctx, "k", &k);
-        let vb = f32_buffer_init(&r.ctx, "v", &v);
-        let sb = f32_buffer(&r.ctx, "scores", n_head * n_ctx);
-        let ob = f32_buffer(&r.ctx, "out", n_head * hdv);
-        let p = AttnParams {
-            group: (n_head / n_head_kv) as u32,
-            head_dim: hd as u32,
-            head_dim_v: hdv as u32,
-            k_stride: ks as u32,
-            v_stride: vs as u32,
-            n_ctx: n_ctx as u32,
-            window: window as u32,
-            scale,
-            softcap: softcap.unwrap_or(0.0),
-            _pad: [0; 3],
-        };
-        let d = r.builder().attention("attention", &qb, &kb, &vb, &sb, &ob, n_head as u32, p).unwrap();
-        assert_eq!(d.kernel, kernel);
-        run_once(&r.ctx, &r.step, Step { pos: n_pos as u32 - 1, n_pos: n_pos as u32, ..Default::default() }, &[d]).unwrap();
-        let e = nmse(&read_f32(&r.ctx, &ob, n_head * hdv).unwrap(), &want);
-        assert!(e < F32_NMSE, "{kernel:?} window {window} softcap {softcap:?}: NMSE {e:e}");
-    }
-    println!("{kernel:?}: within NMSE {F32_NMSE:e}");
+        println!("{kernel:?}: within NMSE {F32_NMSE:e}");
     }
 }
 
@@ -257,7 +281,13 @@ fn matmul_every_type_for_a_chunk_of_tokens() {
     for x_variant in variants {
         r.kernels.matmul_x = x_variant;
         for ty in GgmlType::ALL {
-            let blocks = if ty.block_size() == 1 { 75 } else if ty.block_size() == 32 { 5 } else { 2 };
+            let blocks = if ty.block_size() == 1 {
+                75
+            } else if ty.block_size() == 32 {
+                5
+            } else {
+                2
+            };
             let cols = blocks * ty.block_size() as usize;
             let bytes = rand_tensor(ty, rows * cols, 500 + ty.id() as u64);
             let x = rand_f32(16 * cols, 8); // buffer padded to a multiple of 8 tokens
@@ -267,18 +297,33 @@ fn matmul_every_type_for_a_chunk_of_tokens() {
             for t in 0..n_tok as usize {
                 ops::matvec(&w, &x[t * cols..(t + 1) * cols], &mut want[t * rows..(t + 1) * rows]);
             }
-            let t = GpuTensor::upload_capped(&r.ctx, "w", ty, cols, rows, &bytes, ty.row_bytes(cols as u64).unwrap() * 16).unwrap();
+            let t =
+                GpuTensor::upload_capped(&r.ctx, "w", ty, cols, rows, &bytes, ty.row_bytes(cols as u64).unwrap() * 16)
+                    .unwrap();
             let xb = f32_buffer_init(&r.ctx, "x", &x);
             let yb = f32_buffer(&r.ctx, "y", 16 * rows);
             let tokens = f32_buffer(&r.ctx, "tokens", 16);
             let xt = f32_buffer(&r.ctx, "xt", 16 * cols);
-            let mut b = Builder { ctx: &r.ctx, kernels: &mut r.kernels, step: &r.step, batch: Some(Batch { max_tokens: 16, tokens: &tokens, xt: &xt }) };
-            let d: Vec<_> = b.matvec("matmul", &t, &xb, &yb).unwrap().into_iter().map(|mut d| {
-                let (gx, gy, gz) = d.groups.at(n_tok);
-                d.groups = Groups::Fixed(gx, gy, gz);
-                d
-            }).collect();
-            assert!(d.iter().any(|d| d.kernel == Kernel::Matmul(ty, x_variant)), "the {x_variant:?} matmul was not used");
+            let mut b = Builder {
+                ctx: &r.ctx,
+                kernels: &mut r.kernels,
+                step: &r.step,
+                batch: Some(Batch { max_tokens: 16, tokens: &tokens, xt: &xt }),
+            };
+            let d: Vec<_> = b
+                .matvec("matmul", &t, &xb, &yb)
+                .unwrap()
+                .into_iter()
+                .map(|mut d| {
+                    let (gx, gy, gz) = d.groups.at(n_tok);
+                    d.groups = Groups::Fixed(gx, gy, gz);
+                    d
+                })
+                .collect();
+            assert!(
+                d.iter().any(|d| d.kernel == Kernel::Matmul(ty, x_variant)),
+                "the {x_variant:?} matmul was not used"
+            );
             run_once(&r.ctx, &r.step, Step { n_tokens: n_tok, pos: 0, n_pos: 1, token: 0 }, &d).unwrap();
             let got = read_f32(&r.ctx, &yb, n_tok as usize * rows).unwrap();
             let e = nmse(&got, &want);

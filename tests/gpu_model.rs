@@ -43,16 +43,33 @@ fn check(m: &RealModel) {
         // Against the CPU reference.
         let need = required_prefix(&on_cpu.margins, GPU_CPU_MIN_MARGIN);
         let same = common_prefix(&on_gpu.tokens, &on_cpu.tokens);
-        assert!(same >= need, "{} {pid}: GPU parts from CPU at step {same}, CPU margins allow it from {need}\n gpu {:?}\n cpu {:?}", m.name, on_gpu.tokens, on_cpu.tokens);
-        let max_d = on_gpu.first_logits.iter().zip(&on_cpu.first_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(
+            same >= need,
+            "{} {pid}: GPU parts from CPU at step {same}, CPU margins allow it from {need}\n gpu {:?}\n cpu {:?}",
+            m.name,
+            on_gpu.tokens,
+            on_cpu.tokens
+        );
+        let max_d =
+            on_gpu.first_logits.iter().zip(&on_cpu.first_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(max_d <= GPU_CPU_LOGIT_TOL, "{} {pid}: GPU and CPU first-position logits differ by {max_d}", m.name);
 
         // Against llama.cpp's exact math.
-        let top20: Vec<(u32, f32)> = p["top20_first"].as_array().unwrap().iter().map(|e| (e[0].as_u64().unwrap() as u32, e[1].as_f64().unwrap() as f32)).collect();
+        let top20: Vec<(u32, f32)> = p["top20_first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e[0].as_u64().unwrap() as u32, e[1].as_f64().unwrap() as f32))
+            .collect();
         assert_eq!(argmax(&on_gpu.first_logits), top20[0].0, "{} {pid}: first-position argmax", m.name);
         for &(id, want) in &top20 {
             let d = (on_gpu.first_logits[id as usize] - want).abs();
-            assert!(d <= TOP20_TOL, "{} {pid}: GPU logit of {id} is {}, llama.cpp {want}", m.name, on_gpu.first_logits[id as usize]);
+            assert!(
+                d <= TOP20_TOL,
+                "{} {pid}: GPU logit of {id} is {}, llama.cpp {want}",
+                m.name,
+                on_gpu.first_logits[id as usize]
+            );
         }
         let need_l = required_prefix(&floats(&p["step_margins"]), LLAMACPP_MIN_MARGIN);
         let same_l = common_prefix(&on_gpu.tokens, &ids_of(&p["greedy_ids"]));
@@ -120,5 +137,9 @@ fn chunked_prefill_matches_token_by_token() {
         after_single.push(next);
     }
     assert_eq!(after_batched, after_single);
-    println!("{} prompt tokens in chunks of {}: logits max |d| {worst:.2e}, same 7 tokens after", prompt.len(), m.ubatch);
+    println!(
+        "{} prompt tokens in chunks of {}: logits max |d| {worst:.2e}, same 7 tokens after",
+        prompt.len(),
+        m.ubatch
+    );
 }

@@ -15,7 +15,6 @@ use lanterna::model::Config;
 use lanterna::tokenizer::Tokenizer;
 use serde_json::Value;
 
-
 fn models_for(m: &RealModel, n_ctx: usize) -> Option<(CpuModel, GpuModel, Tokenizer)> {
     let ctx = gpu()?;
     let g = GgufFile::open(model_path(m)).unwrap();
@@ -67,14 +66,27 @@ fn compare_cli_fails_and_names_the_tensor() {
     }
     let p = model_path(&SMOLLM2);
     let o = Command::new(env!("CARGO_BIN_EXE_lanterna"))
-        .args(["compare", "-m", p.to_str().unwrap(), "-p", "The capital of France is", "-n", "2", "--perturb", "blk.3.ffn_down"])
+        .args([
+            "compare",
+            "-m",
+            p.to_str().unwrap(),
+            "-p",
+            "The capital of France is",
+            "-n",
+            "2",
+            "--perturb",
+            "blk.3.ffn_down",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("first over tolerance: ffn_out in layer 3"), "{err}");
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.lines().any(|l| l.starts_with("ffn_out") && l.contains(" 3 ") && l.contains("<-- first over tolerance")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("ffn_out") && l.contains(" 3 ") && l.contains("<-- first over tolerance")),
+        "{out}"
+    );
 }
 
 fn lanterna_json(args: &[&str]) -> Value {
@@ -91,7 +103,8 @@ fn profile_checks(m: &RealModel) {
     let p = p.to_str().unwrap();
     let trace = std::env::temp_dir().join(format!("lanterna-trace-{}-{}.json", m.name, std::process::id()));
     let prompt = "Once upon a time";
-    let prof = lanterna_json(&["profile", "-m", p, "-p", prompt, "-n", "4", "--json", "--trace", trace.to_str().unwrap()]);
+    let prof =
+        lanterna_json(&["profile", "-m", p, "-p", prompt, "-n", "4", "--json", "--trace", trace.to_str().unwrap()]);
     for phase in ["prefill", "decode"] {
         let ph = &prof[phase];
         let (k, w) = (ph["kernel_ms_per_token"].as_f64().unwrap(), ph["wall_ms_per_token"].as_f64().unwrap());
@@ -118,7 +131,21 @@ fn profile_checks(m: &RealModel) {
     let _ = std::fs::remove_file(&trace);
 
     // Profiling never changes the tokens.
-    let run = lanterna_json(&["run", "-m", p, "--device", "gpu", "--temp", "0", "-n", "4", "--ignore-eos", "--json", "-p", prompt]);
+    let run = lanterna_json(&[
+        "run",
+        "-m",
+        p,
+        "--device",
+        "gpu",
+        "--temp",
+        "0",
+        "-n",
+        "4",
+        "--ignore-eos",
+        "--json",
+        "-p",
+        prompt,
+    ]);
     assert_eq!(ids(&run["tokens"]), ids(&prof["tokens"]), "{}: profiled and plain runs differ", m.name);
 }
 
@@ -133,7 +160,9 @@ fn check_trace_covers_dispatches_and_counts_bytes(m: &RealModel, slices: &[&Valu
     let dispatches: usize = gm.segments.iter().map(|s| if let Segment::Pass(ds) = s { ds.len() } else { 0 }).sum();
     assert_eq!(slices.len(), dispatches * n_tokens, "{}: one timed slice per dispatch per token", m.name);
     let tensor = |name: &str| {
-        let t = g.tensor(&format!("{name}.weight")).or_else(|| (name == "output").then(|| g.tensor("token_embd.weight")).flatten());
+        let t = g
+            .tensor(&format!("{name}.weight"))
+            .or_else(|| (name == "output").then(|| g.tensor("token_embd.weight")).flatten());
         t.unwrap_or_else(|| panic!("no tensor for dispatch {name}"))
     };
     // A tensor past the binding limit is split into parts, one dispatch each: add them up.
@@ -160,11 +189,20 @@ fn check_trace_covers_dispatches_and_counts_bytes(m: &RealModel, slices: &[&Valu
         } else {
             continue;
         };
-        assert_eq!((read, written), (want_read, want_written), "{}: {name} ({kernel}, {parts} parts) bytes read, written", m.name);
+        assert_eq!(
+            (read, written),
+            (want_read, want_written),
+            "{}: {name} ({kernel}, {parts} parts) bytes read, written",
+            m.name
+        );
         checked += 1;
     }
     assert!(checked > 0);
-    println!("{}: {} slices = {dispatches} dispatches × {n_tokens} tokens; {checked} weight-reading slices with exact bytes", m.name, slices.len());
+    println!(
+        "{}: {} slices = {dispatches} dispatches × {n_tokens} tokens; {checked} weight-reading slices with exact bytes",
+        m.name,
+        slices.len()
+    );
 }
 
 #[test]

@@ -31,8 +31,12 @@ fn a_context_too_large_for_the_adapter_is_refused_before_upload_and_the_hint_fit
     let o = lanterna(&["run", "-m", TINY, "--device", "gpu", "--ctx", "1000000000", "-n", "1", "-p", "hi"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
-    let line = err.lines().find(|l| l.starts_with("error: does not fit the adapter: ")).unwrap_or_else(|| panic!("{err}"));
-    assert!(line.contains("K cache") && line.contains("needs") && line.contains("allows") && line.contains("max_"), "{line}");
+    let line =
+        err.lines().find(|l| l.starts_with("error: does not fit the adapter: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("K cache") && line.contains("needs") && line.contains("allows") && line.contains("max_"),
+        "{line}"
+    );
     assert!(!err.contains("uploaded"), "nothing may be uploaded first: {err}");
     // The suggested context must itself load and run.
     let suggested = line.rsplit("--ctx ").next().unwrap().trim();
@@ -48,10 +52,25 @@ fn a_prompt_longer_than_the_context_is_refused_on_the_gpu() {
     if gpu().is_none() {
         return;
     }
-    let o = lanterna(&["run", "-m", TINY, "--device", "gpu", "--ctx", "8", "-n", "4", "-p", "one two three four five six seven eight"]);
+    let o = lanterna(&[
+        "run",
+        "-m",
+        TINY,
+        "--device",
+        "gpu",
+        "--ctx",
+        "8",
+        "-n",
+        "4",
+        "-p",
+        "one two three four five six seven eight",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
-    assert!(err.lines().any(|l| l.starts_with("error: context: the prompt (") && l.contains("the context holds 8")), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error: context: the prompt (") && l.contains("the context holds 8")),
+        "{err}"
+    );
 }
 
 fn tiny_on_gpu() -> GpuModel {
@@ -99,7 +118,22 @@ fn ctrl_c_stops_generation_and_keeps_what_was_printed() {
     // The CPU path of the real model: slow enough to interrupt, no adapter needed.
     let path = model_path(&SMOLLM2);
     let mut child = Command::new(env!("CARGO_BIN_EXE_lanterna"))
-        .args(["run", "-m", path.to_str().unwrap(), "--device", "cpu", "--temp", "0", "--ignore-eos", "-n", "2000", "--ctx", "2048", "-p", "Once upon a time"])
+        .args([
+            "run",
+            "-m",
+            path.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--temp",
+            "0",
+            "--ignore-eos",
+            "-n",
+            "2000",
+            "--ctx",
+            "2048",
+            "-p",
+            "Once upon a time",
+        ])
         .env("RUST_BACKTRACE", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -130,7 +164,12 @@ fn ctrl_c_stops_generation_and_keeps_what_was_printed() {
     let text = String::from_utf8_lossy(&seen);
     assert!(text.len() >= 20 && text.ends_with('\n'), "the printed text is kept and ends the line: {text:?}");
     // Far fewer than the 2000 tokens asked for: it stopped.
-    let decoded: usize = err.split("decode ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).expect("decode count in the summary");
+    let decoded: usize = err
+        .split("decode ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("decode count in the summary");
     assert!(decoded < 2000, "{err}");
     println!("interrupted after {decoded} tokens: {text:?}");
 }

@@ -53,7 +53,12 @@ fn check_model(m: &RealModel) {
         for &(id, want) in &top20 {
             let d = (gen.first_logits[id as usize] - want).abs();
             worst = worst.max(d);
-            assert!(d <= TOP20_TOL, "{} {pid}: logit of token {id} is {}, llama.cpp {want}", m.name, gen.first_logits[id as usize]);
+            assert!(
+                d <= TOP20_TOL,
+                "{} {pid}: logit of token {id} is {}, llama.cpp {want}",
+                m.name,
+                gen.first_logits[id as usize]
+            );
         }
 
         // Greedy continuation.

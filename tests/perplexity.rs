@@ -39,7 +39,18 @@ struct Reference {
 
 fn run_cli(m: &RealModel, device: &str, ctx: u64) -> Value {
     let o = Command::new(env!("CARGO_BIN_EXE_lanterna"))
-        .args(["perplexity", "-m", model_path(m).to_str().unwrap(), "-f", TEXT, "-c", &ctx.to_string(), "--device", device, "--json"])
+        .args([
+            "perplexity",
+            "-m",
+            model_path(m).to_str().unwrap(),
+            "-f",
+            TEXT,
+            "-c",
+            &ctx.to_string(),
+            "--device",
+            device,
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -47,7 +58,10 @@ fn run_cli(m: &RealModel, device: &str, ctx: u64) -> Value {
 }
 
 fn check(m: &RealModel, want: Reference) {
-    assert!(((want.as_is - want.ppl) / want.ppl).abs() > 2.0 * PPL_REL_TOL, "the tolerance must tell the two flavours apart");
+    assert!(
+        ((want.as_is - want.ppl) / want.ppl).abs() > 2.0 * PPL_REL_TOL,
+        "the tolerance must tell the two flavours apart"
+    );
     let mut got = Vec::new();
     for device in ["gpu", "cpu"] {
         if device == "gpu" && gpu().is_none() {
@@ -55,10 +69,18 @@ fn check(m: &RealModel, want: Reference) {
         }
         let r = run_cli(m, device, want.ctx);
         let (ppl, err) = (r["ppl"].as_f64().unwrap(), r["ppl_error"].as_f64().unwrap());
-        println!("{} -c {} on {device}: PPL {ppl:.4} ± {err:.5} over {} chunks (llama.cpp exact math {} ± {})", m.name, want.ctx, r["chunks"], want.ppl, want.err);
+        println!(
+            "{} -c {} on {device}: PPL {ppl:.4} ± {err:.5} over {} chunks (llama.cpp exact math {} ± {})",
+            m.name, want.ctx, r["chunks"], want.ppl, want.err
+        );
         assert_eq!(r["chunks"].as_u64(), Some(want.chunks));
         let scored = want.ctx - 1 - want.ctx / 2;
-        assert_eq!(r["scored_tokens"].as_u64(), Some(want.chunks * scored), "{scored} scored tokens per chunk of {}", want.ctx);
+        assert_eq!(
+            r["scored_tokens"].as_u64(),
+            Some(want.chunks * scored),
+            "{scored} scored tokens per chunk of {}",
+            want.ctx
+        );
         assert!(((ppl - want.ppl) / want.ppl).abs() < PPL_REL_TOL, "{device}: PPL {ppl} vs {}", want.ppl);
         assert!(((err - want.err) / want.err).abs() < PPL_REL_TOL, "{device}: ± {err} vs {}", want.err);
         assert_eq!(r["running"].as_array().unwrap().len() as u64, want.chunks);
@@ -91,9 +113,15 @@ fn a_text_that_is_not_utf8_is_refused() {
     let path = std::env::temp_dir().join(format!("lanterna-not-utf8-{}.txt", std::process::id()));
     std::fs::write(&path, b"Nel mezzo del cammin \xff\xfe di nostra vita").unwrap();
     let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zoo/llama-spm/llama-spm-Q4_K_M.gguf");
-    let o = Command::new(env!("CARGO_BIN_EXE_lanterna")).args(["perplexity", "-m", tiny, "-f", path.to_str().unwrap(), "--device", "cpu"]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_lanterna"))
+        .args(["perplexity", "-m", tiny, "-f", path.to_str().unwrap(), "--device", "cpu"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("not UTF-8 text (invalid byte at offset 21)") && !err.contains("panicked"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("not UTF-8 text (invalid byte at offset 21)") && !err.contains("panicked"),
+        "{err}"
+    );
     std::fs::remove_file(&path).ok();
 }
 

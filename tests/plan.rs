@@ -34,7 +34,11 @@ fn item_for<'p>(a: &Allocation, g: &GgufFile, plan: &'p MemoryPlan) -> Option<&'
         return None;
     }
     let find = |pred: &dyn Fn(&str, u64) -> bool| {
-        plan.items.iter().find(|i| pred(&i.what, i.largest)).map(|i| i.what.as_str()).unwrap_or_else(|| panic!("buffer '{}' ({} bytes) is in no plan item", a.label, a.size))
+        plan.items
+            .iter()
+            .find(|i| pred(&i.what, i.largest))
+            .map(|i| i.what.as_str())
+            .unwrap_or_else(|| panic!("buffer '{}' ({} bytes) is in no plan item", a.label, a.size))
     };
     let l = a.label.as_str();
     Some(if let Some(t) = g.tensor(l) {
@@ -88,10 +92,19 @@ fn check(m: &RealModel, n_ctx: usize) {
         }
     }
     for item in &plan.items {
-        let (n, bytes) = per_item.get(item.what.as_str()).copied().unwrap_or_else(|| panic!("{}: plan item '{}' has no buffer", m.name, item.what));
+        let (n, bytes) = per_item
+            .get(item.what.as_str())
+            .copied()
+            .unwrap_or_else(|| panic!("{}: plan item '{}' has no buffer", m.name, item.what));
         if item.ty.is_some() {
             // Weights: a tensor past the binding limit is several buffers.
-            assert!(bytes >= item.bytes && bytes - item.bytes <= INIT_PAD * n, "{}: {}: planned {} bytes, allocated {bytes} in {n} buffers", m.name, item.what, item.bytes);
+            assert!(
+                bytes >= item.bytes && bytes - item.bytes <= INIT_PAD * n,
+                "{}: {}: planned {} bytes, allocated {bytes} in {n} buffers",
+                m.name,
+                item.what,
+                item.bytes
+            );
         } else {
             assert_eq!((n, bytes), (item.count, item.bytes), "{}: {} (buffers, bytes)", m.name, item.what);
         }

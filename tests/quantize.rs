@@ -72,7 +72,11 @@ const K_QUANT_ERROR_REL: f64 = 1e-3;
 
 #[test]
 fn quantizers_write_llama_cpps_bytes() {
-    let (Some(f32p), Some(q8p), Some(q4kp)) = (zoo("llama-spm-F32.gguf"), zoo("llama-spm-Q8_0.gguf"), zoo("llama-spm-Q4_K_M.gguf")) else { return };
+    let (Some(f32p), Some(q8p), Some(q4kp)) =
+        (zoo("llama-spm-F32.gguf"), zoo("llama-spm-Q8_0.gguf"), zoo("llama-spm-Q4_K_M.gguf"))
+    else {
+        return;
+    };
     let f = GgufFile::open(f32p).unwrap();
     for p in [q8p, q4kp] {
         let c = compare_with_llama_cpp(&f, &GgufFile::open(&p).unwrap());
@@ -91,7 +95,12 @@ fn quantizers_write_llama_cpps_bytes() {
             // No scale search: every byte must match.
             assert_eq!(c.differing, 0);
         } else {
-            assert!((c.differing as f64) < K_QUANT_DIFFERING_BLOCKS * c.blocks as f64, "{} of {} blocks", c.differing, c.blocks);
+            assert!(
+                (c.differing as f64) < K_QUANT_DIFFERING_BLOCKS * c.blocks as f64,
+                "{} of {} blocks",
+                c.differing,
+                c.blocks
+            );
             assert!((c.err_ours - c.err_theirs).abs() < K_QUANT_ERROR_REL * c.err_theirs);
         }
     }
@@ -123,7 +132,11 @@ fn quantize_command_sizes_costs_and_gpu_run() {
         let out = dir.join(format!("llama-spm-{name}.gguf"));
         let o = lanterna(&["quantize", f32p.to_str().unwrap(), out.to_str().unwrap(), "--type", name]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{0}/{0}", GgufFile::open(&f32p).unwrap().tensors.len())), "progress bar reaches the end");
+        assert!(
+            String::from_utf8_lossy(&o.stderr)
+                .contains(&format!("{0}/{0}", GgufFile::open(&f32p).unwrap().tensors.len())),
+            "progress bar reaches the end"
+        );
         let g = GgufFile::open(&out).unwrap();
         for t in &g.tensors {
             let want = if t.dims.iter().skip(1).any(|&d| d > 1) { ty } else { GgmlType::F32 };
@@ -133,7 +146,10 @@ fn quantize_command_sizes_costs_and_gpu_run() {
         let logits = logits_of(&out, prompt);
         let max_d = base_logits.iter().zip(&logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         let n = nmse(&logits, &base_logits);
-        println!("{name}: {:.1}% of the F32 file; last-prompt logits vs F32: max |d| {max_d:.4}, NMSE {n:.2e}", 100.0 * size / f32_size);
+        println!(
+            "{name}: {:.1}% of the F32 file; last-prompt logits vs F32: max |d| {max_d:.4}, NMSE {n:.2e}",
+            100.0 * size / f32_size
+        );
         errors.push(n);
         // Sizes follow from the block layouts: 34 bytes per 32 weights for Q8_0 (26.6% of
         // f32), 18 for Q4_0 (14.1%), plus F32 norms and metadata.
@@ -145,10 +161,38 @@ fn quantize_command_sizes_costs_and_gpu_run() {
             assert!(n < 7e-3, "{name}: logits NMSE {n}");
         }
         if ty == GgmlType::Q8_0 && gpu().is_some() {
-            let o = lanterna(&["run", "-m", out.to_str().unwrap(), "--device", "gpu", "--temp", "0", "-n", "8", "--ignore-eos", "--json", "-p", prompt]);
+            let o = lanterna(&[
+                "run",
+                "-m",
+                out.to_str().unwrap(),
+                "--device",
+                "gpu",
+                "--temp",
+                "0",
+                "-n",
+                "8",
+                "--ignore-eos",
+                "--json",
+                "-p",
+                prompt,
+            ]);
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             let gpu_run: Value = serde_json::from_slice(&o.stdout).unwrap();
-            let o = lanterna(&["run", "-m", out.to_str().unwrap(), "--device", "cpu", "--temp", "0", "-n", "8", "--ignore-eos", "--json", "-p", prompt]);
+            let o = lanterna(&[
+                "run",
+                "-m",
+                out.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--temp",
+                "0",
+                "-n",
+                "8",
+                "--ignore-eos",
+                "--json",
+                "-p",
+                prompt,
+            ]);
             let cpu_run: Value = serde_json::from_slice(&o.stdout).unwrap();
             assert_eq!(gpu_run["tokens"], cpu_run["tokens"], "the quantized file on the GPU follows the CPU path");
             println!("q8_0 on the GPU: {} tokens, same as the CPU: {}", ids(&gpu_run["tokens"]).len(), gpu_run["text"]);
@@ -210,7 +254,8 @@ fn file_type_follows_llama_h() {
 /// Matrices whose rows are 512, 96 (whole 32-blocks, not 256-blocks) and 40 (neither)
 /// weights wide, and a vector.
 fn fallback_sample() -> lanterna::gguf::writer::GgufWriter {
-    let mut w = lanterna::gguf::writer::GgufWriter { version: 3, alignment: 32, metadata: Vec::new(), tensors: Vec::new() };
+    let mut w =
+        lanterna::gguf::writer::GgufWriter { version: 3, alignment: 32, metadata: Vec::new(), tensors: Vec::new() };
     w.kv("general.architecture", lanterna::gguf::MetaValue::String("llama".into()));
     for (name, cols) in [("wide.weight", 512u64), ("k32.weight", 96), ("odd.weight", 40)] {
         w.tensor_f32(name, &[cols, 3], &rand_f32(cols as usize * 3, cols));
@@ -239,15 +284,27 @@ fn rows_that_are_not_whole_blocks_fall_back_as_llama_cpp() {
     ];
     for (target, wide, k32, odd) in want {
         let mut notes = Vec::new();
-        let w = lanterna::quantize::quantize_model(&g, target, false, |_, _, r| notes.push((r.name.clone(), r.note.clone()))).unwrap();
+        let w = lanterna::quantize::quantize_model(&g, target, false, |_, _, r| {
+            notes.push((r.name.clone(), r.note.clone()))
+        })
+        .unwrap();
         let out = GgufFile::from_bytes(w.to_bytes()).unwrap();
         let ty = |n: &str| out.tensor(n).unwrap().ty;
-        assert_eq!((ty("wide.weight"), ty("k32.weight"), ty("odd.weight"), ty("norm.weight")), (wide, k32, odd, F32), "target {target}");
+        assert_eq!(
+            (ty("wide.weight"), ty("k32.weight"), ty("odd.weight"), ty("norm.weight")),
+            (wide, k32, odd, F32),
+            "target {target}"
+        );
         // The fallback is reported, and the values survive it.
-        let noted = |n: &str| notes.iter().any(|(name, note)| name == n && note.as_deref().is_some_and(|s| s.contains("not whole")));
+        let noted = |n: &str| {
+            notes.iter().any(|(name, note)| name == n && note.as_deref().is_some_and(|s| s.contains("not whole")))
+        };
         assert_eq!(noted("k32.weight"), k32 != target, "{target}");
         assert!(noted("odd.weight"));
-        let (a, b) = (g.dequantize(g.tensor("odd.weight").unwrap()).unwrap(), out.dequantize(out.tensor("odd.weight").unwrap()).unwrap());
+        let (a, b) = (
+            g.dequantize(g.tensor("odd.weight").unwrap()).unwrap(),
+            out.dequantize(out.tensor("odd.weight").unwrap()).unwrap(),
+        );
         assert!(nmse(&b, &a) < 1e-6, "F16 keeps 11 bits: {target}");
     }
 }

@@ -56,7 +56,8 @@ fn quantizers_write_ggmls_bytes() {
             let ts = ty.type_size() as usize;
             let blocks = theirs.len() / ts;
             let differing = ours.chunks(ts).zip(theirs.chunks(ts)).filter(|(a, b)| a != b).count();
-            let (e_ours, e_theirs) = (array_rmse(&x, &round_trip(ty, &ours, x.len())), array_rmse(&x, &round_trip(ty, &theirs, x.len())));
+            let (e_ours, e_theirs) =
+                (array_rmse(&x, &round_trip(ty, &ours, x.len())), array_rmse(&x, &round_trip(ty, &theirs, x.len())));
             println!("{input} {ty}: {differing} of {blocks} blocks differ from ggml's; round-trip error ours {e_ours:.3e}, ggml {e_theirs:.3e}");
             // Every byte, the K-quants' scale searches included.
             assert_eq!(differing, 0, "{input} {ty}: {differing} of {blocks} blocks differ");

@@ -57,7 +57,12 @@ fn check(m: &RealModel) {
     for (il, key) in layers.iter().enumerate() {
         let key = key.as_str().unwrap();
         let plan = &cfg.layers[il];
-        let cpu = |pos| rope_cos_sin(cfg.n_rot, pos, plan.rope_base, plan.rope_scale, factors.as_deref(), cfg.rope_attn_factor).into_iter().flat_map(|(c, s)| [c, s]).collect();
+        let cpu = |pos| {
+            rope_cos_sin(cfg.n_rot, pos, plan.rope_base, plan.rope_scale, factors.as_deref(), cfg.rope_attn_factor)
+                .into_iter()
+                .flat_map(|(c, s)| [c, s])
+                .collect()
+        };
         worst_cpu = worst_cpu.max(check_layer(&format!("{} layer {il} cpu", m.name), positions, fx, key, cpu));
         if let Some(gm) = &gpu_model {
             let table = gm.rope_table(il).unwrap();

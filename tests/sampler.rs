@@ -43,7 +43,12 @@ fn inputs(c: &Value) -> (Vec<f32>, Vec<u32>) {
 }
 
 fn expected(c: &Value) -> Vec<(u32, f64)> {
-    c["candidates"].as_array().unwrap().iter().map(|e| (e[0].as_u64().unwrap() as u32, e[1].as_f64().unwrap())).collect()
+    c["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e[0].as_u64().unwrap() as u32, e[1].as_f64().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -80,7 +85,10 @@ fn seeded_draws_follow_the_expected_distribution() {
         for &(id, p) in &want {
             let f = *counts.get(&id).unwrap_or(&0) as f64 / DRAWS as f64;
             let sd = (p * (1.0 - p) / DRAWS as f64).sqrt();
-            assert!((f - p).abs() <= FREQ_SIGMAS * sd + 1.0 / DRAWS as f64, "{name}: token {id} drawn with frequency {f}, probability {p}");
+            assert!(
+                (f - p).abs() <= FREQ_SIGMAS * sd + 1.0 / DRAWS as f64,
+                "{name}: token {id} drawn with frequency {f}, probability {p}"
+            );
         }
     }
 }

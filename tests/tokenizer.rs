@@ -26,7 +26,13 @@ fn check(name: &str, g: &GgufFile, cases: &Value) {
         let got = tok.encode(text).unwrap_or_else(|e| panic!("{name} {case}: {e}"));
         if got != want {
             let at = common_prefix(&got, &want);
-            panic!("{name} {case}: {} ids, llama.cpp {}; first difference at {at}: ours {:?}, llama.cpp {:?}", got.len(), want.len(), &got[at..(at + 8).min(got.len())], &want[at..(at + 8).min(want.len())]);
+            panic!(
+                "{name} {case}: {} ids, llama.cpp {}; first difference at {at}: ours {:?}, llama.cpp {:?}",
+                got.len(),
+                want.len(),
+                &got[at..(at + 8).min(got.len())],
+                &want[at..(at + 8).min(want.len())]
+            );
         }
         // And back: the text itself (SentencePiece adds a leading space; BOS decodes to nothing).
         if !text.trim().is_empty() {

@@ -28,7 +28,13 @@ const LOGIT_TOL: f32 = 0.05;
 /// Teacher-forced on llama.cpp's greedy ids, our top-1 must be llama.cpp's at every step
 /// whose reference margin is at least MIN_MARGIN, even after a near-tie step where free
 /// greedy generation may part. Returns (steps checked, steps).
-fn teacher_forced_argmax(ex: &mut dyn Executor, prompt: &[u32], want: &[u32], margins: &[f32], what: &str) -> (usize, usize) {
+fn teacher_forced_argmax(
+    ex: &mut dyn Executor,
+    prompt: &[u32],
+    want: &[u32],
+    margins: &[f32],
+    what: &str,
+) -> (usize, usize) {
     ex.reset();
     let mut logits = ex.prefill(prompt, 0).unwrap().to_vec();
     let mut checked = 0;
@@ -59,7 +65,12 @@ fn run_case(case: &str) {
             execs.push(Box::new(GpuModel::load_on(gpu().unwrap(), &g, cfg, 256).unwrap()));
         }
         for t in r["tokenize_only"].as_array().unwrap() {
-            assert_eq!(tok.encode(t["text"].as_str().unwrap()).unwrap(), ids(&t["ids"]), "{file}: tokenize {:?}", t["text"]);
+            assert_eq!(
+                tok.encode(t["text"].as_str().unwrap()).unwrap(),
+                ids(&t["ids"]),
+                "{file}: tokenize {:?}",
+                t["text"]
+            );
         }
         for p in r["prompts"].as_array().unwrap() {
             let pid = p["id"].as_str().unwrap();
@@ -76,9 +87,14 @@ fn run_case(case: &str) {
                 let same = common_prefix(&gen.tokens, &want);
                 assert!(same >= need, "{file} {pid} on {}: follows llama.cpp for {same} tokens, {need} required\n ours {:?}\n want {want:?}", ex.name(), gen.tokens);
                 let worst = gen.first_logits.iter().zip(&want_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                assert!(worst <= LOGIT_TOL, "{file} {pid} on {}: last-prompt logits differ by up to {worst}", ex.name());
+                assert!(
+                    worst <= LOGIT_TOL,
+                    "{file} {pid} on {}: last-prompt logits differ by up to {worst}",
+                    ex.name()
+                );
                 let what = format!("{file} {pid} on {}", ex.name());
-                let (checked, n) = teacher_forced_argmax(ex.as_mut(), &prompt, &want, &floats(&exact["greedy_margins"]), &what);
+                let (checked, n) =
+                    teacher_forced_argmax(ex.as_mut(), &prompt, &want, &floats(&exact["greedy_margins"]), &what);
                 println!(
                     "{file} {pid} {:<5}: {same}/{} greedy (required {need}), teacher-forced top-1 = llama.cpp at {checked}/{n} steps (all with margin >= {MIN_MARGIN}), logits max |d| {worst:.4}",
                     ex.name().split(':').next().unwrap_or(""),
@@ -90,24 +106,46 @@ fn run_case(case: &str) {
 }
 
 #[test]
-fn llama_spm() { run_case("llama-spm") }
+fn llama_spm() {
+    run_case("llama-spm")
+}
 #[test]
-fn llama3_bpe() { run_case("llama3-bpe") }
+fn llama3_bpe() {
+    run_case("llama3-bpe")
+}
 #[test]
-fn deepseek_coder() { run_case("deepseek-coder") }
+fn deepseek_coder() {
+    run_case("deepseek-coder")
+}
 #[test]
-fn codellama() { run_case("codellama") }
+fn codellama() {
+    run_case("codellama")
+}
 #[test]
-fn mistral() { run_case("mistral") }
+fn mistral() {
+    run_case("mistral")
+}
 #[test]
-fn qwen2() { run_case("qwen2") }
+fn qwen2() {
+    run_case("qwen2")
+}
 #[test]
-fn qwen3() { run_case("qwen3") }
+fn qwen3() {
+    run_case("qwen3")
+}
 #[test]
-fn gemma() { run_case("gemma") }
+fn gemma() {
+    run_case("gemma")
+}
 #[test]
-fn gemma2() { run_case("gemma2") }
+fn gemma2() {
+    run_case("gemma2")
+}
 #[test]
-fn gemma3() { run_case("gemma3") }
+fn gemma3() {
+    run_case("gemma3")
+}
 #[test]
-fn phi3() { run_case("phi3") }
+fn phi3() {
+    run_case("phi3")
+}

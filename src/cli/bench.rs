@@ -60,7 +60,13 @@ fn stats(v: &[f64]) -> Stats {
     let mut sorted = v.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    let median = if n == 0 { 0.0 } else if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+    let median = if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
     Stats { mean, sd: var.sqrt(), median }
 }
 
@@ -73,17 +79,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let cfg = Config::from_gguf(&g)?;
     let n_ctx = a.pp.iter().copied().max().unwrap_or(0).max(1) + a.tg.iter().copied().max().unwrap_or(0) + 1;
     if n_ctx > cfg.n_ctx_train.max(n_ctx.min(4096)) {
-        return Err(Error::Context(format!("the tests need {n_ctx} positions; the model was trained on {}", cfg.n_ctx_train)));
+        return Err(Error::Context(format!(
+            "the tests need {n_ctx} positions; the model was trained on {}",
+            cfg.n_ctx_train
+        )));
     }
     let params: u64 = g.tensors.iter().map(|t| t.n_elements).sum();
     let size: u64 = g.tensors.iter().map(|t| t.n_bytes).sum();
     // Weight bytes one decoded token reads: everything, except that an untied embedding
     // is read one row at a time.
-    let embd = g.tensor("token_embd.weight").map_or(0, |t| if g.tensor("output.weight").is_some() { t.n_bytes - t.n_bytes / t.n_rows() as u64 } else { 0 });
+    let embd = g.tensor("token_embd.weight").map_or(0, |t| {
+        if g.tensor("output.weight").is_some() {
+            t.n_bytes - t.n_bytes / t.n_rows() as u64
+        } else {
+            0
+        }
+    });
     let bytes_per_token = size - embd;
     let n_vocab = cfg.n_vocab;
     let mut exec: Box<dyn Executor> = match a.device {
-        BenchDevice::Gpu => Box::new(GpuModel::load(&g, cfg, n_ctx, &AdapterChoice::from_args(a.backend.clone(), a.adapter)?)?),
+        BenchDevice::Gpu => {
+            Box::new(GpuModel::load(&g, cfg, n_ctx, &AdapterChoice::from_args(a.backend.clone(), a.adapter)?)?)
+        }
         BenchDevice::Cpu => Box::new(CpuModel::load(&g, cfg, n_ctx)?),
     };
     let backend = exec.name();
@@ -133,7 +150,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
             println!("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
             for (test, st, bpt) in &rows {
                 let (mib, gbs) = match bpt {
-                    Some(b) => (format!("{:.1}", *b as f64 / (1 << 20) as f64), format!("{:.2}", *b as f64 * st.mean / 1e9)),
+                    Some(b) => {
+                        (format!("{:.1}", *b as f64 / (1 << 20) as f64), format!("{:.2}", *b as f64 * st.mean / 1e9))
+                    }
                     None => ("-".into(), "-".into()),
                 };
                 println!(
@@ -151,7 +170,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
             for (test, st, bpt) in &rows {
                 let gbs = bpt.map(|b| format!("{:.4}", b as f64 * st.mean / 1e9)).unwrap_or_default();
                 let bytes = bpt.map(|b| b.to_string()).unwrap_or_default();
-                println!("{model_name},{size},{params},\"{backend}\",{test},{:.4},{:.4},{:.4},{bytes},{gbs}", st.mean, st.sd, st.median);
+                println!(
+                    "{model_name},{size},{params},\"{backend}\",{test},{:.4},{:.4},{:.4},{bytes},{gbs}",
+                    st.mean, st.sd, st.median
+                );
             }
         }
         Output::Json => {

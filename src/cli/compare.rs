@@ -61,16 +61,36 @@ pub fn run(a: CompareArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&r).map_err(|e| Error::Usage(e.to_string()))?);
     } else {
-        println!("GPU {} vs CPU f32 reference, {} positions (teacher-forced), NMSE tolerance {:e}", gpu.ctx.describe(), seq.len(), a.tol);
+        println!(
+            "GPU {} vs CPU f32 reference, {} positions (teacher-forced), NMSE tolerance {:e}",
+            gpu.ctx.describe(),
+            seq.len(),
+            a.tol
+        );
         println!("{:<10} {:>5} {:>12} {:>12}", "tensor", "layer", "max |Δ|", "NMSE");
         for (i, t) in r.tensors.iter().enumerate() {
             let layer = t.layer.map_or("-".to_string(), |l| l.to_string());
-            let mark = if Some(i) == r.first_over { "  <-- first over tolerance" } else if t.over { "  over" } else { "" };
+            let mark = if Some(i) == r.first_over {
+                "  <-- first over tolerance"
+            } else if t.over {
+                "  over"
+            } else {
+                ""
+            };
             println!("{:<10} {:>5} {:>12.3e} {:>12.3e}{mark}", t.tensor, layer, t.max_abs, t.nmse);
         }
         println!("\n{:>4} {:>8} {:>9} {:>9} {:>8} {:>10}", "pos", "token", "cpu top1", "gpu top1", "margin", "KL");
         for l in &r.logits {
-            println!("{:>4} {:>8} {:>9} {:>9} {:>8.3} {:>10.2e}{}", l.pos, l.token, l.cpu_top1, l.gpu_top1, l.cpu_margin, l.kl, if l.over { "  over" } else { "" });
+            println!(
+                "{:>4} {:>8} {:>9} {:>9} {:>8.3} {:>10.2e}{}",
+                l.pos,
+                l.token,
+                l.cpu_top1,
+                l.gpu_top1,
+                l.cpu_margin,
+                l.kl,
+                if l.over { "  over" } else { "" }
+            );
         }
     }
     if r.pass {
@@ -82,7 +102,13 @@ pub fn run(a: CompareArgs) -> Result<()> {
         let what = match r.first_over {
             Some(i) => {
                 let t = &r.tensors[i];
-                format!("first over tolerance: {} in layer {} (NMSE {:.3e} > {:e})", t.tensor, t.layer.map_or("-".into(), |l| l.to_string()), t.nmse, a.tol)
+                format!(
+                    "first over tolerance: {} in layer {} (NMSE {:.3e} > {:e})",
+                    t.tensor,
+                    t.layer.map_or("-".into(), |l| l.to_string()),
+                    t.nmse,
+                    a.tol
+                )
             }
             None => "the next-token distributions differ (see the logits table)".into(),
         };

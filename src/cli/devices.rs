@@ -23,7 +23,10 @@ pub fn run(a: DevicesArgs) -> Result<()> {
         let l = ad.limits();
         let f = ad.features();
         println!("[{i}] {}", info.name);
-        println!("    backend {:?}, type {:?}, driver {} {}", info.backend, info.device_type, info.driver, info.driver_info);
+        println!(
+            "    backend {:?}, type {:?}, driver {} {}",
+            info.backend, info.device_type, info.driver, info.driver_info
+        );
         println!(
             "    max storage binding {}, max buffer {}, storage buffers per stage {}",
             mib(l.max_storage_buffer_binding_size),
@@ -39,12 +42,24 @@ pub fn run(a: DevicesArgs) -> Result<()> {
             l.max_compute_workgroups_per_dimension,
             l.max_compute_workgroup_storage_size / 1024
         );
-        let names: Vec<&str> = [(wgpu::Features::SUBGROUP, "SUBGROUP"), (wgpu::Features::SHADER_F16, "SHADER_F16"), (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"), (wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES, "TIMESTAMP_QUERY_INSIDE_PASSES")]
-            .iter()
-            .filter(|(flag, _)| OPTIONAL_FEATURES.contains(*flag) && f.contains(*flag))
-            .map(|(_, n)| *n)
-            .collect();
-        println!("    features: {}", if names.is_empty() { "none of SUBGROUP, SHADER_F16, TIMESTAMP_QUERY".to_string() } else { names.join(", ") });
+        let names: Vec<&str> = [
+            (wgpu::Features::SUBGROUP, "SUBGROUP"),
+            (wgpu::Features::SHADER_F16, "SHADER_F16"),
+            (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
+            (wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES, "TIMESTAMP_QUERY_INSIDE_PASSES"),
+        ]
+        .iter()
+        .filter(|(flag, _)| OPTIONAL_FEATURES.contains(*flag) && f.contains(*flag))
+        .map(|(_, n)| *n)
+        .collect();
+        println!(
+            "    features: {}",
+            if names.is_empty() {
+                "none of SUBGROUP, SHADER_F16, TIMESTAMP_QUERY".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
     }
     Ok(())
 }

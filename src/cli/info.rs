@@ -2,10 +2,10 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use lanterna::gguf::GgufFile;
-use lanterna::model::Config;
 use lanterna::gpu::context::{adapters, device_memory, parse_backends};
 use lanterna::gpu::plan::{human_bytes, Category, MemoryPlan};
 use lanterna::gpu::AdapterChoice;
+use lanterna::model::Config;
 use lanterna::tokenizer::Tokenizer;
 use lanterna::{models, Error, Result};
 
@@ -43,14 +43,25 @@ pub fn run(a: InfoArgs) -> Result<()> {
     println!("layers:        {}", cfg.n_layer);
     println!("embedding:     {}", cfg.n_embd);
     println!("feed-forward:  {}", cfg.n_ff);
-    println!("heads:         {} query, {} key/value (head width {}, value width {})", cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.head_dim_v);
+    println!(
+        "heads:         {} query, {} key/value (head width {}, value width {})",
+        cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.head_dim_v
+    );
     println!("vocabulary:    {}", cfg.n_vocab);
     println!("context (train): {}", cfg.n_ctx_train);
-    println!("rope:          {:?}, {} of {} dims rotated, base {}", cfg.rope_style, cfg.n_rot, cfg.head_dim, cfg.layers[0].rope_base);
+    println!(
+        "rope:          {:?}, {} of {} dims rotated, base {}",
+        cfg.rope_style, cfg.n_rot, cfg.head_dim, cfg.layers[0].rope_base
+    );
     let swa: Vec<usize> = cfg.layers.iter().enumerate().filter(|(_, l)| l.window.is_some()).map(|(i, _)| i).collect();
     if !swa.is_empty() {
         let w = cfg.layers[swa[0]].window.unwrap_or(0);
-        println!("sliding window: {w} on {} of {} layers (rope base {} there)", swa.len(), cfg.n_layer, cfg.layers[swa[0]].rope_base);
+        println!(
+            "sliding window: {w} on {} of {} layers (rope base {} there)",
+            swa.len(),
+            cfg.n_layer,
+            cfg.layers[swa[0]].rope_base
+        );
     }
     println!("rms eps:       {:e}", cfg.rms_eps);
     println!("activation:    {:?}", cfg.act);
@@ -72,7 +83,12 @@ pub fn run(a: InfoArgs) -> Result<()> {
     let tok = Tokenizer::from_gguf(&g)?;
     println!(
         "tokenizer:     {:?} (pre '{}'), {} tokens, BOS {:?} (added: {}), EOS {:?}",
-        tok.kind, tok.pre, tok.n_vocab(), tok.bos, tok.add_bos, tok.eos
+        tok.kind,
+        tok.pre,
+        tok.n_vocab(),
+        tok.bos,
+        tok.add_bos,
+        tok.eos
     );
     let n_ctx = a.ctx.unwrap_or(cfg.n_ctx_train.min(4096));
     if n_ctx == 0 {
@@ -85,7 +101,12 @@ pub fn run(a: InfoArgs) -> Result<()> {
 fn print_plan(plan: &MemoryPlan, choice: &AdapterChoice) -> Result<()> {
     println!("GPU memory plan (context {}, prompt chunks of {}):", plan.n_ctx, plan.ubatch);
     for it in plan.items.iter().filter(|i| i.category == Category::Weights) {
-        println!("  weights {:<8} {:>12}  ({} tensors)", it.ty.map_or("", |t| t.name()), human_bytes(it.bytes), it.count);
+        println!(
+            "  weights {:<8} {:>12}  ({} tensors)",
+            it.ty.map_or("", |t| t.name()),
+            human_bytes(it.bytes),
+            it.count
+        );
     }
     for c in [Category::KvCache, Category::Activations, Category::Other] {
         println!("  {:<16} {:>12}", c.name(), human_bytes(plan.by_category(c)));
@@ -95,7 +116,10 @@ fn print_plan(plan: &MemoryPlan, choice: &AdapterChoice) -> Result<()> {
 
     let list = adapters(parse_backends(choice.backend.as_deref())?);
     let adapter = match choice.index {
-        Some(i) => list.into_iter().nth(i).ok_or_else(|| Error::Usage(format!("adapter {i} does not exist; see `lanterna devices`")))?,
+        Some(i) => list
+            .into_iter()
+            .nth(i)
+            .ok_or_else(|| Error::Usage(format!("adapter {i} does not exist; see `lanterna devices`")))?,
         None => match list.into_iter().next() {
             Some(a) => a,
             None => {
@@ -126,8 +150,15 @@ fn print_plan(plan: &MemoryPlan, choice: &AdapterChoice) -> Result<()> {
             human_bytes(m),
             plan.alternatives(m)
         ),
-        Some(m) => println!("verdict:       fits ({} of {}, {:.1}%)", human_bytes(total), human_bytes(m), 100.0 * total as f64 / m as f64),
-        None => println!("verdict:       fits the adapter's buffer and binding limits (its memory size is not reported)"),
+        Some(m) => println!(
+            "verdict:       fits ({} of {}, {:.1}%)",
+            human_bytes(total),
+            human_bytes(m),
+            100.0 * total as f64 / m as f64
+        ),
+        None => {
+            println!("verdict:       fits the adapter's buffer and binding limits (its memory size is not reported)")
+        }
     }
     Ok(())
 }

@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use lanterna::Result;
 
 #[derive(Parser)]
-#[command(name = "lanterna", version, about = "Run GGUF language models with WGSL compute shaders (and a plain f32 CPU reference)")]
+#[command(
+    name = "lanterna",
+    version,
+    about = "Run GGUF language models with WGSL compute shaders (and a plain f32 CPU reference)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

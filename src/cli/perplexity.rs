@@ -40,7 +40,11 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
     let bytes = std::fs::read(&a.file).map_err(|source| Error::Io { path: a.file.clone(), source })?;
     // The tokenizers work on text: say where the file stops being UTF-8 rather than guess.
     let text = String::from_utf8(bytes).map_err(|e| {
-        Error::Usage(format!("{}: not UTF-8 text (invalid byte at offset {})", a.file.display(), e.utf8_error().valid_up_to()))
+        Error::Usage(format!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            a.file.display(),
+            e.utf8_error().valid_up_to()
+        ))
     })?;
     let g = GgufFile::open(models::resolve(a.model.as_deref())?)?;
     let cfg = Config::from_gguf(&g)?;

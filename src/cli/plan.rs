@@ -71,7 +71,9 @@ pub fn run(a: PlanArgs) -> Result<()> {
     }
     if let Some(ctx) = a.ctx {
         let (Some(layers), Some(embd)) = (a.layers, a.embd) else {
-            return Err(Error::Usage("the KV cache needs --layers and --embd (and --kv-embd for grouped-query attention)".into()));
+            return Err(Error::Usage(
+                "the KV cache needs --layers and --embd (and --kv-embd for grouped-query attention)".into(),
+            ));
         };
         let kv = a.kv_embd.unwrap_or(embd);
         let per_pos = 2 * layers * kv; // K and V, every layer

@@ -70,7 +70,10 @@ fn table(runs: &[&TokenRun], ceiling_gbs: f64, json: bool) -> serde_json::Value 
     rows.sort_by(|a, b| b.1.ns.total_cmp(&a.1.ns));
     let mut out = Vec::new();
     if !json {
-        println!("{:<20} {:>6} {:>10} {:>10} {:>7} {:>10} {:>10} {:>8} {:>8}", "kernel", "calls", "total ms", "mean µs", "share", "read MB", "write MB", "GB/s", "% ceil");
+        println!(
+            "{:<20} {:>6} {:>10} {:>10} {:>7} {:>10} {:>10} {:>8} {:>8}",
+            "kernel", "calls", "total ms", "mean µs", "share", "read MB", "write MB", "GB/s", "% ceil"
+        );
     }
     for (k, s) in rows {
         let gbs = (s.read + s.written) as f64 / s.ns.max(1.0);
@@ -79,7 +82,15 @@ fn table(runs: &[&TokenRun], ceiling_gbs: f64, json: bool) -> serde_json::Value 
         if !json {
             println!(
                 "{:<20} {:>6} {:>10.2} {:>10.1} {:>6.1}% {:>10.2} {:>10.2} {:>8.2} {:>7.1}%",
-                k, s.calls, s.ns / 1e6, s.ns / 1e3 / s.calls as f64, share, s.read as f64 / 1e6, s.written as f64 / 1e6, gbs, pct
+                k,
+                s.calls,
+                s.ns / 1e6,
+                s.ns / 1e3 / s.calls as f64,
+                share,
+                s.read as f64 / 1e6,
+                s.written as f64 / 1e6,
+                gbs,
+                pct
             );
         }
         out.push(json!({"kernel": k, "calls": s.calls, "total_ms": s.ns / 1e6, "mean_us": s.ns / 1e3 / s.calls as f64, "share": share,
@@ -123,7 +134,11 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     let prompt = tok.encode(&a.prompt)?;
     let n_ctx = a.ctx.unwrap_or(cfg.n_ctx_train.min(4096));
     if prompt.len() + a.n > n_ctx {
-        return Err(Error::Context(format!("the prompt ({} tokens) plus {} needs more than the context of {n_ctx}", prompt.len(), a.n)));
+        return Err(Error::Context(format!(
+            "the prompt ({} tokens) plus {} needs more than the context of {n_ctx}",
+            prompt.len(),
+            a.n
+        )));
     }
     let mut m = GpuModel::load(&g, cfg, n_ctx, &AdapterChoice::from_args(a.backend.clone(), a.adapter)?)?;
     let mode = m.enable_profiling()?;

@@ -4,8 +4,8 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use lanterna::cpu::CpuModel;
 use lanterna::generate::{generate, Executor};
-use lanterna::gpu::{AdapterChoice, GpuModel};
 use lanterna::gguf::GgufFile;
+use lanterna::gpu::{AdapterChoice, GpuModel};
 use lanterna::model::Config;
 use lanterna::sampler::{Sampler, SamplerConfig};
 use lanterna::tokenizer::{StreamDecoder, Tokenizer};
@@ -80,7 +80,8 @@ pub fn load_executor(
 ) -> Result<Box<dyn Executor>> {
     let gpu = matches!(device, Device::Gpu)
         || (matches!(device, Device::Auto)
-            && !lanterna::gpu::context::adapters(lanterna::gpu::context::parse_backends(choice.backend.as_deref())?).is_empty());
+            && !lanterna::gpu::context::adapters(lanterna::gpu::context::parse_backends(choice.backend.as_deref())?)
+                .is_empty());
     if gpu {
         let m = GpuModel::load(g, cfg, n_ctx, choice)?;
         loaded(&m);
@@ -138,7 +139,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     let gen = generate(exec.as_mut(), &tok, &mut sampler, &prompt, a.n, a.ignore_eos, |id| {
         if !json {
             let s = stream.push(&tok, id);
-            out.write_all(s.as_bytes()).and_then(|_| out.flush()).map_err(|e| Error::Usage(format!("writing to stdout: {e}")))?;
+            out.write_all(s.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::Usage(format!("writing to stdout: {e}")))?;
         }
         Ok(())
     })?;

@@ -72,7 +72,18 @@ impl CpuModel {
         let logits = vec![0.0; cfg.n_vocab];
         let freq_factors = rope_factors(g, &cfg, n_ctx)?;
         let s = Scratch::new(&cfg);
-        Ok(CpuModel { cfg, w, k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_ctx, n_pos: 0, logits, capture: None, freq_factors, s })
+        Ok(CpuModel {
+            cfg,
+            w,
+            k_cache: vec![Vec::new(); n_layer],
+            v_cache: vec![Vec::new(); n_layer],
+            n_ctx,
+            n_pos: 0,
+            logits,
+            capture: None,
+            freq_factors,
+            s,
+        })
     }
 }
 

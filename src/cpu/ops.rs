@@ -52,7 +52,14 @@ pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
 /// with ext_factor 0 (no YaRN): θ_i = scale · pos · base^(-2i/n_rot) / freq_factor_i, with
 /// base^(-2/n_rot) accumulated in f32 exactly as ggml does. The GPU's RoPE table is
 /// built with this same function.
-pub fn rope_cos_sin(n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>, mscale: f32) -> Vec<(f32, f32)> {
+pub fn rope_cos_sin(
+    n_rot: usize,
+    pos: usize,
+    base: f32,
+    scale: f32,
+    freq_factors: Option<&[f32]>,
+    mscale: f32,
+) -> Vec<(f32, f32)> {
     let theta_scale = base.powf(-2.0 / n_rot as f32);
     let mut cs = Vec::with_capacity(n_rot / 2);
     let mut theta = pos as f32;
@@ -67,7 +74,16 @@ pub fn rope_cos_sin(n_rot: usize, pos: usize, base: f32, scale: f32, freq_factor
 
 /// Rotate the first `n_rot` dimensions of each `head_dim`-wide head of `x` by position `pos`.
 #[allow(clippy::too_many_arguments)]
-pub fn rope(x: &mut [f32], head_dim: usize, n_rot: usize, pos: usize, base: f32, scale: f32, freq_factors: Option<&[f32]>, style: RopeStyle) {
+pub fn rope(
+    x: &mut [f32],
+    head_dim: usize,
+    n_rot: usize,
+    pos: usize,
+    base: f32,
+    scale: f32,
+    freq_factors: Option<&[f32]>,
+    style: RopeStyle,
+) {
     rope_with(x, head_dim, n_rot, &rope_cos_sin(n_rot, pos, base, scale, freq_factors, 1.0), style);
 }
 
@@ -120,9 +136,8 @@ pub fn attention_head(
 ) {
     let hd = q.len();
     let hdv = out.len();
-    let mut scores: Vec<f32> = (first..n_pos)
-        .map(|p| dot(q, &keys[p * k_stride + k_off..p * k_stride + k_off + hd]) * scale)
-        .collect();
+    let mut scores: Vec<f32> =
+        (first..n_pos).map(|p| dot(q, &keys[p * k_stride + k_off..p * k_stride + k_off + hd]) * scale).collect();
     if let Some(cap) = softcap_at {
         softcap(&mut scores, cap);
     }

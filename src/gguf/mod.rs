@@ -144,7 +144,11 @@ impl GgufFile {
             let nd_at = c.pos();
             let n_dims = c.u32(&format!("tensor '{name}' n_dims"))?;
             if n_dims == 0 || n_dims > MAX_DIMS {
-                return Err(Error::gguf(format!("tensor '{name}' n_dims"), nd_at, format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)")));
+                return Err(Error::gguf(
+                    format!("tensor '{name}' n_dims"),
+                    nd_at,
+                    format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)"),
+                ));
             }
             let mut dims = Vec::with_capacity(n_dims as usize);
             for _ in 0..n_dims {
@@ -161,26 +165,39 @@ impl GgufFile {
         let data_offset = c.pos().div_ceil(alignment) * alignment;
         let file_len = buf.len() as u64;
         if data_offset > file_len && n_tensors > 0 {
-            return Err(Error::gguf("data section", data_offset, format!("starts past the end of the file ({file_len} bytes)")));
+            return Err(Error::gguf(
+                "data section",
+                data_offset,
+                format!("starts past the end of the file ({file_len} bytes)"),
+            ));
         }
         let data_len = file_len.saturating_sub(data_offset);
 
         let mut tensors = Vec::with_capacity(raw.len());
         for (name, dims, type_id, offset) in raw {
-            let ty = GgmlType::from_id(type_id).ok_or_else(|| Error::UnknownTensorType { tensor: name.clone(), type_id })?;
+            let ty =
+                GgmlType::from_id(type_id).ok_or_else(|| Error::UnknownTensorType { tensor: name.clone(), type_id })?;
             let n_elements = dims
                 .iter()
                 .try_fold(1u64, |acc, &d| if d == 0 { None } else { acc.checked_mul(d) })
                 .filter(|&n| n < 1 << 50)
-                .ok_or_else(|| Error::tensor(&name, format!("shape {dims:?} is empty or its element count overflows")))?;
+                .ok_or_else(|| {
+                    Error::tensor(&name, format!("shape {dims:?} is empty or its element count overflows"))
+                })?;
             let row_bytes = ty.row_bytes(dims[0]).ok_or_else(|| {
-                Error::tensor(&name, format!("row length {} is not a multiple of the {ty} block size {}", dims[0], ty.block_size()))
+                Error::tensor(
+                    &name,
+                    format!("row length {} is not a multiple of the {ty} block size {}", dims[0], ty.block_size()),
+                )
             })?;
             let n_bytes = row_bytes
                 .checked_mul(n_elements / dims[0])
                 .ok_or_else(|| Error::tensor(&name, "byte size overflows"))?;
             if offset % alignment != 0 {
-                return Err(Error::tensor(&name, format!("data offset {offset} is not a multiple of the alignment {alignment}")));
+                return Err(Error::tensor(
+                    &name,
+                    format!("data offset {offset} is not a multiple of the alignment {alignment}"),
+                ));
             }
             match offset.checked_add(n_bytes) {
                 Some(end) if end <= data_len => {}
@@ -227,16 +244,26 @@ impl GgufFile {
     }
 
     pub fn get_u64_or(&self, key: &str, default: u64) -> Result<u64> {
-        if self.get(key).is_none() { Ok(default) } else { self.get_u64(key) }
+        if self.get(key).is_none() {
+            Ok(default)
+        } else {
+            self.get_u64(key)
+        }
     }
 
     pub fn get_f32(&self, key: &str) -> Result<f32> {
         let v = self.get(key).ok_or_else(|| Error::metadata(key, "missing"))?;
-        v.as_f64().map(|x| x as f32).ok_or_else(|| Error::metadata(key, format!("expected a number, found {}", v.type_name())))
+        v.as_f64()
+            .map(|x| x as f32)
+            .ok_or_else(|| Error::metadata(key, format!("expected a number, found {}", v.type_name())))
     }
 
     pub fn get_f32_opt(&self, key: &str) -> Result<Option<f32>> {
-        if self.get(key).is_none() { Ok(None) } else { self.get_f32(key).map(Some) }
+        if self.get(key).is_none() {
+            Ok(None)
+        } else {
+            self.get_f32(key).map(Some)
+        }
     }
 
     pub fn get_str(&self, key: &str) -> Result<&str> {
@@ -247,7 +274,10 @@ impl GgufFile {
     pub fn get_bool_opt(&self, key: &str) -> Result<Option<bool>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_bool().map(Some).ok_or_else(|| Error::metadata(key, format!("expected a bool, found {}", v.type_name()))),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| Error::metadata(key, format!("expected a bool, found {}", v.type_name()))),
         }
     }
 

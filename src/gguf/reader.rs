@@ -42,24 +42,43 @@ impl<'a> Cursor<'a> {
         Ok(a)
     }
 
-    pub fn u8(&mut self, f: &str) -> Result<u8> { Ok(self.array::<1>(f)?[0]) }
-    pub fn i8(&mut self, f: &str) -> Result<i8> { Ok(self.array::<1>(f)?[0] as i8) }
-    pub fn u16(&mut self, f: &str) -> Result<u16> { Ok(u16::from_le_bytes(self.array(f)?)) }
-    pub fn i16(&mut self, f: &str) -> Result<i16> { Ok(i16::from_le_bytes(self.array(f)?)) }
-    pub fn u32(&mut self, f: &str) -> Result<u32> { Ok(u32::from_le_bytes(self.array(f)?)) }
-    pub fn i32(&mut self, f: &str) -> Result<i32> { Ok(i32::from_le_bytes(self.array(f)?)) }
-    pub fn u64(&mut self, f: &str) -> Result<u64> { Ok(u64::from_le_bytes(self.array(f)?)) }
-    pub fn i64(&mut self, f: &str) -> Result<i64> { Ok(i64::from_le_bytes(self.array(f)?)) }
-    pub fn f32(&mut self, f: &str) -> Result<f32> { Ok(f32::from_le_bytes(self.array(f)?)) }
-    pub fn f64(&mut self, f: &str) -> Result<f64> { Ok(f64::from_le_bytes(self.array(f)?)) }
+    pub fn u8(&mut self, f: &str) -> Result<u8> {
+        Ok(self.array::<1>(f)?[0])
+    }
+    pub fn i8(&mut self, f: &str) -> Result<i8> {
+        Ok(self.array::<1>(f)?[0] as i8)
+    }
+    pub fn u16(&mut self, f: &str) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.array(f)?))
+    }
+    pub fn i16(&mut self, f: &str) -> Result<i16> {
+        Ok(i16::from_le_bytes(self.array(f)?))
+    }
+    pub fn u32(&mut self, f: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(f)?))
+    }
+    pub fn i32(&mut self, f: &str) -> Result<i32> {
+        Ok(i32::from_le_bytes(self.array(f)?))
+    }
+    pub fn u64(&mut self, f: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array(f)?))
+    }
+    pub fn i64(&mut self, f: &str) -> Result<i64> {
+        Ok(i64::from_le_bytes(self.array(f)?))
+    }
+    pub fn f32(&mut self, f: &str) -> Result<f32> {
+        Ok(f32::from_le_bytes(self.array(f)?))
+    }
+    pub fn f64(&mut self, f: &str) -> Result<f64> {
+        Ok(f64::from_le_bytes(self.array(f)?))
+    }
 
     /// A GGUF string: u64 length, then that many bytes of UTF-8.
     pub fn string(&mut self, field: &str) -> Result<String> {
         let at = self.pos();
         let len = self.u64(field)?;
         let b = self.bytes(len, field)?;
-        String::from_utf8(b.to_vec())
-            .map_err(|e| Error::gguf(field, at, format!("string is not valid UTF-8: {e}")))
+        String::from_utf8(b.to_vec()).map_err(|e| Error::gguf(field, at, format!("string is not valid UTF-8: {e}")))
     }
 
     /// Check that `count` items of at least `min_size` bytes each can still fit in the

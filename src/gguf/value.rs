@@ -31,8 +31,19 @@ impl ValueType {
     pub fn from_u32(v: u32) -> Option<Self> {
         use ValueType::*;
         Some(match v {
-            0 => U8, 1 => I8, 2 => U16, 3 => I16, 4 => U32, 5 => I32, 6 => F32,
-            7 => Bool, 8 => String, 9 => Array, 10 => U64, 11 => I64, 12 => F64,
+            0 => U8,
+            1 => I8,
+            2 => U16,
+            3 => I16,
+            4 => U32,
+            5 => I32,
+            6 => F32,
+            7 => Bool,
+            8 => String,
+            9 => Array,
+            10 => U64,
+            11 => I64,
+            12 => F64,
             _ => return None,
         })
     }
@@ -112,9 +123,19 @@ impl MetaValue {
     pub fn type_name(&self) -> &'static str {
         use MetaValue::*;
         match self {
-            U8(_) => "u8", I8(_) => "i8", U16(_) => "u16", I16(_) => "i16", U32(_) => "u32",
-            I32(_) => "i32", F32(_) => "f32", Bool(_) => "bool", String(_) => "string",
-            U64(_) => "u64", I64(_) => "i64", F64(_) => "f64", Array(..) => "array",
+            U8(_) => "u8",
+            I8(_) => "i8",
+            U16(_) => "u16",
+            I16(_) => "i16",
+            U32(_) => "u32",
+            I32(_) => "i32",
+            F32(_) => "f32",
+            Bool(_) => "bool",
+            String(_) => "string",
+            U64(_) => "u64",
+            I64(_) => "i64",
+            F64(_) => "f64",
+            Array(..) => "array",
         }
     }
 

@@ -21,9 +21,18 @@ impl Default for GgufWriter {
 fn value_type(v: &MetaValue) -> ValueType {
     use MetaValue::*;
     match v {
-        U8(_) => ValueType::U8, I8(_) => ValueType::I8, U16(_) => ValueType::U16, I16(_) => ValueType::I16,
-        U32(_) => ValueType::U32, I32(_) => ValueType::I32, F32(_) => ValueType::F32, Bool(_) => ValueType::Bool,
-        String(_) => ValueType::String, U64(_) => ValueType::U64, I64(_) => ValueType::I64, F64(_) => ValueType::F64,
+        U8(_) => ValueType::U8,
+        I8(_) => ValueType::I8,
+        U16(_) => ValueType::U16,
+        I16(_) => ValueType::I16,
+        U32(_) => ValueType::U32,
+        I32(_) => ValueType::I32,
+        F32(_) => ValueType::F32,
+        Bool(_) => ValueType::Bool,
+        String(_) => ValueType::String,
+        U64(_) => ValueType::U64,
+        I64(_) => ValueType::I64,
+        F64(_) => ValueType::F64,
         Array(..) => ValueType::Array,
     }
 }
@@ -66,7 +75,11 @@ impl GgufWriter {
             version: g.version,
             alignment: g.alignment,
             metadata: g.metadata.clone(),
-            tensors: g.tensors.iter().map(|t| (t.name.clone(), t.dims.clone(), t.ty, g.tensor_data(t).to_vec())).collect(),
+            tensors: g
+                .tensors
+                .iter()
+                .map(|t| (t.name.clone(), t.dims.clone(), t.ty, g.tensor_data(t).to_vec()))
+                .collect(),
         }
     }
 

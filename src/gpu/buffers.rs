@@ -36,13 +36,25 @@ impl GpuTensor {
     }
 
     /// As `upload`, with parts of at most `cap` bytes (tests force splitting with it).
-    pub fn upload_capped(ctx: &GpuContext, name: &str, ty: GgmlType, cols: usize, rows: usize, data: &[u8], cap: u64) -> Result<Self> {
-        let row_bytes = ty.row_bytes(cols as u64).ok_or_else(|| Error::tensor(name, "row is not a whole number of blocks"))?;
+    pub fn upload_capped(
+        ctx: &GpuContext,
+        name: &str,
+        ty: GgmlType,
+        cols: usize,
+        rows: usize,
+        data: &[u8],
+        cap: u64,
+    ) -> Result<Self> {
+        let row_bytes =
+            ty.row_bytes(cols as u64).ok_or_else(|| Error::tensor(name, "row is not a whole number of blocks"))?;
         if row_bytes * rows as u64 != data.len() as u64 {
             return Err(Error::tensor(name, format!("{} bytes for {rows} rows of {row_bytes}", data.len())));
         }
         if row_bytes > cap {
-            return Err(Error::tensor(name, format!("one row is {row_bytes} bytes, more than the adapter's largest binding ({cap} bytes)")));
+            return Err(Error::tensor(
+                name,
+                format!("one row is {row_bytes} bytes, more than the adapter's largest binding ({cap} bytes)"),
+            ));
         }
         if rows > u32::MAX as usize || row_bytes > u32::MAX as u64 {
             return Err(Error::tensor(name, "too large for 32-bit indexing"));
@@ -62,7 +74,14 @@ impl GpuTensor {
             parts.push(Part { buffer, row_start: start as u32, rows: n as u32 });
             start += n;
         }
-        Ok(GpuTensor { name: name.to_string(), ty, cols: cols as u32, rows: rows as u32, row_bytes: row_bytes as u32, parts })
+        Ok(GpuTensor {
+            name: name.to_string(),
+            ty,
+            cols: cols as u32,
+            rows: rows as u32,
+            row_bytes: row_bytes as u32,
+            parts,
+        })
     }
 }
 

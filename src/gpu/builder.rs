@@ -9,7 +9,6 @@ use super::params::*;
 use crate::error::Result;
 use crate::model::{Activation, RopeStyle};
 
-
 pub struct Builder<'a> {
     pub ctx: &'a GpuContext,
     pub kernels: &'a mut Kernels,
@@ -78,16 +77,42 @@ impl Builder<'_> {
             let tp = uniform(self.ctx, label, &TransposeParams { cols: w.cols, tokens: u, _pad: [0; 2] });
             let n = w.cols as u64 * u as u64 * 4;
             let groups = self.kernels.groups((w.cols * u).div_ceil(WG));
-            out.push(self.dispatch(Kernel::Transpose, &format!("{label}+transpose"), &[(0, x), (1, batch.xt), (2, &tp)], groups, Traffic { read: n, written: n, read_per_pos: 0 }, (batch.xt, w.cols * u))?);
+            out.push(self.dispatch(
+                Kernel::Transpose,
+                &format!("{label}+transpose"),
+                &[(0, x), (1, batch.xt), (2, &tp)],
+                groups,
+                Traffic { read: n, written: n, read_per_pos: 0 },
+                (batch.xt, w.cols * u),
+            )?);
             let x = batch.xt;
             for part in &w.parts {
-                let p = MatmulParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start, out_stride: w.rows, x_stride: u / 4, _pad: [0; 2] };
+                let p = MatmulParams {
+                    rows: part.rows,
+                    cols: w.cols,
+                    row_bytes: w.row_bytes,
+                    out_offset: part.row_start,
+                    out_stride: w.rows,
+                    x_stride: u / 4,
+                    _pad: [0; 2],
+                };
                 let pb = uniform(self.ctx, label, &p);
                 let t = self.tokens() as u64;
-                let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + t * w.cols as u64 * 4, written: t * part.rows as u64 * 4, read_per_pos: 0 };
+                let traffic = Traffic {
+                    read: part.rows as u64 * w.row_bytes as u64 + t * w.cols as u64 * 4,
+                    written: t * part.rows as u64 * 4,
+                    read_per_pos: 0,
+                };
                 let groups = Groups::PerToken { x: part.rows.div_ceil(WG), per: MATMUL_TOKENS };
                 let step = self.step;
-                out.push(self.dispatch(Kernel::Matmul(w.ty, self.kernels.matmul_x), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb), (4, step)], groups, traffic, (y, w.rows))?);
+                out.push(self.dispatch(
+                    Kernel::Matmul(w.ty, self.kernels.matmul_x),
+                    label,
+                    &[(0, &part.buffer), (1, x), (2, y), (3, &pb), (4, step)],
+                    groups,
+                    traffic,
+                    (y, w.rows),
+                )?);
             }
             return Ok(out);
         }
@@ -95,8 +120,19 @@ impl Builder<'_> {
             let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
             let pb = uniform(self.ctx, label, &p);
             let groups = self.kernels.groups(part.rows.div_ceil(WG / self.kernels.matvec_tpr));
-            let traffic = Traffic { read: part.rows as u64 * w.row_bytes as u64 + w.cols as u64 * 4, written: part.rows as u64 * 4, read_per_pos: 0 };
-            out.push(self.dispatch(Kernel::Matvec(w.ty), label, &[(0, &part.buffer), (1, x), (2, y), (3, &pb)], groups, traffic, (y, w.rows))?);
+            let traffic = Traffic {
+                read: part.rows as u64 * w.row_bytes as u64 + w.cols as u64 * 4,
+                written: part.rows as u64 * 4,
+                read_per_pos: 0,
+            };
+            out.push(self.dispatch(
+                Kernel::Matvec(w.ty),
+                label,
+                &[(0, &part.buffer), (1, x), (2, y), (3, &pb)],
+                groups,
+                traffic,
+                (y, w.rows),
+            )?);
         }
         Ok(out)
     }
@@ -105,20 +141,45 @@ impl Builder<'_> {
     pub fn embed(&mut self, label: &str, w: &GpuTensor, y: &wgpu::Buffer, scale: f32) -> Result<Vec<Dispatch>> {
         let mut out = Vec::new();
         for (i, part) in w.parts.iter().enumerate() {
-            let p = EmbedParams { row_start: part.row_start, rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, scale, _pad: [0; 3] };
+            let p = EmbedParams {
+                row_start: part.row_start,
+                rows: part.rows,
+                cols: w.cols,
+                row_bytes: w.row_bytes,
+                scale,
+                _pad: [0; 3],
+            };
             let pb = uniform(self.ctx, label, &p);
             let step = self.step;
             // Only the part holding the token reads and writes its row: count that row once per
             // token (on the first part, since which part holds it is known only at run time).
-            let traffic = if i == 0 { Traffic { read: w.row_bytes as u64, written: w.cols as u64 * 4, read_per_pos: 0 } } else { Traffic::default() };
+            let traffic = if i == 0 {
+                Traffic { read: w.row_bytes as u64, written: w.cols as u64 * 4, read_per_pos: 0 }
+            } else {
+                Traffic::default()
+            };
             let d = match self.batch {
                 None => {
                     let groups = self.kernels.groups(w.cols.div_ceil(WG));
-                    self.dispatch(Kernel::Embed(w.ty), label, &[(0, &part.buffer), (1, y), (2, &pb), (3, step)], groups, traffic, (y, w.cols))?
+                    self.dispatch(
+                        Kernel::Embed(w.ty),
+                        label,
+                        &[(0, &part.buffer), (1, y), (2, &pb), (3, step)],
+                        groups,
+                        traffic,
+                        (y, w.cols),
+                    )?
                 }
                 Some(b) => {
                     let groups = Groups::PerToken { x: w.cols.div_ceil(WG), per: 1 };
-                    self.dispatch(Kernel::EmbedBatch(w.ty), label, &[(0, &part.buffer), (1, y), (2, &pb), (3, step), (4, b.tokens)], groups, traffic, (y, w.cols))?
+                    self.dispatch(
+                        Kernel::EmbedBatch(w.ty),
+                        label,
+                        &[(0, &part.buffer), (1, y), (2, &pb), (3, step), (4, b.tokens)],
+                        groups,
+                        traffic,
+                        (y, w.cols),
+                    )?
                 }
             };
             out.push(d);
@@ -128,7 +189,16 @@ impl Builder<'_> {
 
     /// y = rms_norm(x) * g over `rows` rows of `cols`.
     #[allow(clippy::too_many_arguments)]
-    pub fn rms_norm(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
+    pub fn rms_norm(
+        &mut self,
+        label: &str,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        rows: u32,
+        cols: u32,
+        eps: f32,
+    ) -> Result<Dispatch> {
         let t = self.tokens();
         let pb = uniform(self.ctx, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
         let n = rows as u64 * cols as u64 * 4;
@@ -138,7 +208,15 @@ impl Builder<'_> {
     }
 
     /// y = rms_norm(y) * g, in place.
-    pub fn rms_norm_inplace(&mut self, label: &str, y: &wgpu::Buffer, g: &wgpu::Buffer, rows: u32, cols: u32, eps: f32) -> Result<Dispatch> {
+    pub fn rms_norm_inplace(
+        &mut self,
+        label: &str,
+        y: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        rows: u32,
+        cols: u32,
+        eps: f32,
+    ) -> Result<Dispatch> {
         let t = self.tokens();
         let pb = uniform(self.ctx, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
         let n = rows as u64 * cols as u64 * 4;
@@ -149,14 +227,30 @@ impl Builder<'_> {
 
     /// Rotate `y` ([n_heads, head_dim]) at the Step's position with a cos/sin table.
     #[allow(clippy::too_many_arguments)]
-    pub fn rope(&mut self, label: &str, y: &wgpu::Buffer, table: &wgpu::Buffer, n_heads: u32, head_dim: u32, n_rot: u32, style: RopeStyle) -> Result<Dispatch> {
+    pub fn rope(
+        &mut self,
+        label: &str,
+        y: &wgpu::Buffer,
+        table: &wgpu::Buffer,
+        n_heads: u32,
+        head_dim: u32,
+        n_rot: u32,
+        style: RopeStyle,
+    ) -> Result<Dispatch> {
         let neox = (style == RopeStyle::Neox) as u32;
         let pb = uniform(self.ctx, label, &RopeParams { n_heads, head_dim, n_rot, neox });
         let step = self.step;
         let n = n_heads as u64 * n_rot as u64 * 4;
         let traffic = Traffic { read: n + n_rot as u64 * 4, written: n, read_per_pos: 0 };
         let groups = Groups::PerToken { x: (n_heads * n_rot / 2).div_ceil(WG), per: 1 };
-        self.dispatch(Kernel::Rope, label, &[(0, y), (1, table), (2, &pb), (3, step)], groups, traffic, (y, n_heads * head_dim))
+        self.dispatch(
+            Kernel::Rope,
+            label,
+            &[(0, y), (1, table), (2, &pb), (3, step)],
+            groups,
+            traffic,
+            (y, n_heads * head_dim),
+        )
     }
 
     /// out = attention of q over the cache for the Step's `n_pos` positions.
@@ -184,12 +278,30 @@ impl Builder<'_> {
         let groups = Groups::PerToken { x: n_head, per: 1 };
         // The subgroup variant shares the query and the weights through broadcasts; it
         // reads head_dim in steps of 8 and needs subgroups of 8 (as the prompt matmul).
-        let kernel = if self.kernels.matmul_x == MatmulX::Subgroup && p.head_dim % 8 == 0 { Kernel::AttentionSubgroup } else { Kernel::Attention };
-        self.dispatch(kernel, label, &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)], groups, traffic, (out, n_head * p.head_dim_v))
+        let kernel = if self.kernels.matmul_x == MatmulX::Subgroup && p.head_dim % 8 == 0 {
+            Kernel::AttentionSubgroup
+        } else {
+            Kernel::Attention
+        };
+        self.dispatch(
+            kernel,
+            label,
+            &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)],
+            groups,
+            traffic,
+            (out, n_head * p.head_dim_v),
+        )
     }
 
     /// gate = act(gate) * up
-    pub fn glu(&mut self, label: &str, gate: &wgpu::Buffer, up: &wgpu::Buffer, n: u32, act: Activation) -> Result<Dispatch> {
+    pub fn glu(
+        &mut self,
+        label: &str,
+        gate: &wgpu::Buffer,
+        up: &wgpu::Buffer,
+        n: u32,
+        act: Activation,
+    ) -> Result<Dispatch> {
         let act = match act {
             Activation::Silu => 0,
             Activation::GeluTanh => 1,
@@ -210,7 +322,14 @@ impl Builder<'_> {
         self.add_periodic(label, x, bias, n, n)
     }
 
-    fn add_periodic(&mut self, label: &str, x: &wgpu::Buffer, y: &wgpu::Buffer, n: u32, period: u32) -> Result<Dispatch> {
+    fn add_periodic(
+        &mut self,
+        label: &str,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        n: u32,
+        period: u32,
+    ) -> Result<Dispatch> {
         let pb = uniform(self.ctx, label, &EltParams { n: n * self.tokens(), act: period, _pad: [0; 2] });
         let traffic = Traffic { read: n as u64 * 8, written: n as u64 * 4, read_per_pos: 0 };
         let groups = self.flat(n, WG);

@@ -67,7 +67,8 @@ impl GpuModel {
                 if ds.get(di + 1).is_some_and(|n| base_label(&n.label) == base_label(&d.label)) {
                     continue;
                 }
-                if let (Some((name, layer)), Some((_, len))) = (capture_name(&d.label, self.cfg.post_norms), &d.output) {
+                if let (Some((name, layer)), Some((_, len))) = (capture_name(&d.label, self.cfg.post_norms), &d.output)
+                {
                     points.push(CapturePoint { segment: si, dispatch: di, name, layer, offset, len: *len });
                     offset += *len as u64 * 4;
                 }
@@ -85,7 +86,9 @@ impl GpuModel {
         let Some(cap) = &self.capture else { return };
         for (si, seg) in self.segments.iter().enumerate() {
             match seg {
-                Segment::CopyKv { src, dst, bytes } => enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes),
+                Segment::CopyKv { src, dst, bytes } => {
+                    enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes)
+                }
                 Segment::CopyLastRow { .. } => {}
                 Segment::Pass(ds) => {
                     let mut start = 0;
@@ -121,7 +124,11 @@ impl GpuModel {
         Ok(cap
             .points
             .iter()
-            .map(|p| Captured { name: p.name, layer: p.layer, data: all[(p.offset / 4) as usize..(p.offset / 4) as usize + p.len as usize].to_vec() })
+            .map(|p| Captured {
+                name: p.name,
+                layer: p.layer,
+                data: all[(p.offset / 4) as usize..(p.offset / 4) as usize + p.len as usize].to_vec(),
+            })
             .collect())
     }
 

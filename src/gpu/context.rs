@@ -25,7 +25,9 @@ impl AdapterChoice {
         let index = match index {
             Some(i) => Some(i),
             None => match std::env::var("LANTERNA_ADAPTER") {
-                Ok(s) => Some(s.parse().map_err(|_| Error::Usage(format!("LANTERNA_ADAPTER='{s}' is not an adapter index")))?),
+                Ok(s) => Some(
+                    s.parse().map_err(|_| Error::Usage(format!("LANTERNA_ADAPTER='{s}' is not an adapter index")))?,
+                ),
                 Err(_) => None,
             },
         };
@@ -101,7 +103,8 @@ impl GpuContext {
     pub fn create_buffer_init(&self, desc: &wgpu::util::BufferInitDescriptor) -> wgpu::Buffer {
         use wgpu::util::DeviceExt;
         // wgpu pads initialized buffers to a multiple of COPY_BUFFER_ALIGNMENT.
-        let size = (desc.contents.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT).max(wgpu::COPY_BUFFER_ALIGNMENT);
+        let size =
+            (desc.contents.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT).max(wgpu::COPY_BUFFER_ALIGNMENT);
         self.record(desc.label, size, desc.usage);
         self.device.create_buffer_init(desc)
     }
@@ -126,7 +129,10 @@ impl GpuContext {
             )));
         }
         let adapter = match choice.index {
-            Some(i) => list.into_iter().nth(i).ok_or_else(|| Error::Usage(format!("adapter {i} does not exist; see `lanterna devices`")))?,
+            Some(i) => list
+                .into_iter()
+                .nth(i)
+                .ok_or_else(|| Error::Usage(format!("adapter {i} does not exist; see `lanterna devices`")))?,
             None => list.into_iter().next().ok_or_else(|| Error::Gpu("no adapter".into()))?,
         };
         let info = adapter.get_info();
@@ -159,7 +165,12 @@ impl GpuContext {
         let f = fault.clone();
         device.set_device_lost_callback(move |reason, msg| {
             if let Ok(mut slot) = f.lock() {
-                slot.get_or_insert_with(|| format!("the device was lost ({reason:?}){}", if msg.is_empty() { String::new() } else { format!(": {msg}") }));
+                slot.get_or_insert_with(|| {
+                    format!(
+                        "the device was lost ({reason:?}){}",
+                        if msg.is_empty() { String::new() } else { format!(": {msg}") }
+                    )
+                });
             }
         });
         Ok(GpuContext { adapter, info, device, queue, limits, features, fault, allocations: Default::default() })
@@ -187,7 +198,8 @@ pub fn device_memory(adapter: &wgpu::Adapter) -> Option<u64> {
         // adapter is alive; nothing is created or destroyed.
         unsafe {
             let hal = adapter.as_hal::<wgpu::hal::api::Vulkan>()?;
-            let props = hal.shared_instance().raw_instance().get_physical_device_memory_properties(hal.raw_physical_device());
+            let props =
+                hal.shared_instance().raw_instance().get_physical_device_memory_properties(hal.raw_physical_device());
             const DEVICE_LOCAL: u32 = 0x1; // VK_MEMORY_HEAP_DEVICE_LOCAL_BIT
             props.memory_heaps[..props.memory_heap_count as usize]
                 .iter()

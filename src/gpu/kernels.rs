@@ -111,10 +111,16 @@ impl Kernel {
             Kernel::Embed(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main"),
             Kernel::EmbedBatch(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main_batch"),
             Kernel::RmsNorm => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main"),
-            Kernel::RmsNormInplace => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_inplace"),
+            Kernel::RmsNormInplace => {
+                (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_inplace")
+            }
             Kernel::Rope => (include_str!("../../shaders/rope.wgsl").into(), "main"),
-            Kernel::Attention => (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention.wgsl")), "main"),
-            Kernel::AttentionSubgroup => (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention_subgroup.wgsl")), "main"),
+            Kernel::Attention => {
+                (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention.wgsl")), "main")
+            }
+            Kernel::AttentionSubgroup => {
+                (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention_subgroup.wgsl")), "main")
+            }
             Kernel::Glu => (include_str!("../../shaders/glu.wgsl").into(), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
             Kernel::Softcap => (include_str!("../../shaders/softcap.wgsl").into(), "main"),
@@ -155,12 +161,21 @@ pub fn default_matvec_tpr(info: &wgpu::AdapterInfo) -> u32 {
 
 impl Kernels {
     pub fn new(limits: &wgpu::Limits) -> Self {
-        Kernels { pipelines: HashMap::new(), max_groups: limits.max_compute_workgroups_per_dimension, matvec_tpr: 8, matmul_x: MatmulX::Vec4 }
+        Kernels {
+            pipelines: HashMap::new(),
+            max_groups: limits.max_compute_workgroups_per_dimension,
+            matvec_tpr: 8,
+            matmul_x: MatmulX::Vec4,
+        }
     }
 
     /// The kernel variants that suit the device best.
     pub fn for_device(ctx: &super::GpuContext) -> Self {
-        Kernels { matvec_tpr: default_matvec_tpr(&ctx.info), matmul_x: MatmulX::for_adapter(&ctx.info, ctx.features), ..Self::new(&ctx.limits) }
+        Kernels {
+            matvec_tpr: default_matvec_tpr(&ctx.info),
+            matmul_x: MatmulX::for_adapter(&ctx.info, ctx.features),
+            ..Self::new(&ctx.limits)
+        }
     }
 
     /// The pipeline of a kernel, compiled on first use; a WGSL or validation error
@@ -173,13 +188,19 @@ impl Kernels {
                 _ => Vec::new(),
             };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(&k.name()), source: wgpu::ShaderSource::Wgsl(src.into()) });
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&k.name()),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
             let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&k.name()),
                 layout: None,
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, zero_initialize_workgroup_memory: false },
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    zero_initialize_workgroup_memory: false,
+                },
                 cache: None,
             });
             if let Some(e) = pollster::block_on(scope.pop()) {
@@ -209,7 +230,12 @@ pub fn uniform<T: bytemuck::Pod>(ctx: &super::GpuContext, label: &str, v: &T) ->
 }
 
 /// A bind group for `pipeline` with `buffers` at bindings 0, 1, 2, …
-pub fn bind(device: &wgpu::Device, pipeline: &wgpu::ComputePipeline, label: &str, buffers: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+pub fn bind(
+    device: &wgpu::Device,
+    pipeline: &wgpu::ComputePipeline,
+    label: &str,
+    buffers: &[(u32, &wgpu::Buffer)],
+) -> wgpu::BindGroup {
     let layout = pipeline.get_bind_group_layout(0);
     let entries: Vec<wgpu::BindGroupEntry> =
         buffers.iter().map(|(i, b)| wgpu::BindGroupEntry { binding: *i, resource: b.as_entire_binding() }).collect();
@@ -237,9 +263,16 @@ impl Traffic {
 pub enum Groups {
     Fixed(u32, u32, u32),
     /// (x, ceil(n_tokens / per), 1): one y row per token (or per `per` tokens).
-    PerToken { x: u32, per: u32 },
+    PerToken {
+        x: u32,
+        per: u32,
+    },
     /// ceil(n_tokens * per_token / per_group) workgroups, spilled into y past the limit.
-    Flat { per_token: u32, per_group: u32, max: u32 },
+    Flat {
+        per_token: u32,
+        per_group: u32,
+        max: u32,
+    },
 }
 
 impl Groups {
@@ -249,7 +282,11 @@ impl Groups {
             Groups::PerToken { x, per } => (x, n_tokens.div_ceil(per).max(1), 1),
             Groups::Flat { per_token, per_group, max } => {
                 let n = (n_tokens * per_token).div_ceil(per_group).max(1);
-                if n <= max { (n, 1, 1) } else { (max, n.div_ceil(max), 1) }
+                if n <= max {
+                    (n, 1, 1)
+                } else {
+                    (max, n.div_ceil(max), 1)
+                }
             }
         }
     }

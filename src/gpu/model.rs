@@ -25,9 +25,17 @@ pub use super::plan::DEFAULT_UBATCH;
 pub enum Segment {
     Pass(Vec<Dispatch>),
     /// Append the step's K or V rows (`bytes` per token, in `src`) to a cache at `pos * bytes`.
-    CopyKv { src: wgpu::Buffer, dst: wgpu::Buffer, bytes: u64 },
+    CopyKv {
+        src: wgpu::Buffer,
+        dst: wgpu::Buffer,
+        bytes: u64,
+    },
     /// Copy the step's last token row (`bytes` long) of `src` to the start of `dst`.
-    CopyLastRow { src: wgpu::Buffer, dst: wgpu::Buffer, bytes: u64 },
+    CopyLastRow {
+        src: wgpu::Buffer,
+        dst: wgpu::Buffer,
+        bytes: u64,
+    },
 }
 
 /// Activation buffers for steps of up to `tokens` tokens, reused by every layer.
@@ -47,7 +55,8 @@ struct Acts {
 impl Acts {
     fn new(ctx: &GpuContext, c: &Config, tokens: usize, n_ctx: usize) -> Self {
         // Sizes from the memory plan, so that the plan and the allocation cannot drift.
-        let [x, xn, q, k, v, att, o, gate, up, scores] = activation_floats(c, tokens, n_ctx).map(|(label, n)| f32_buffer(ctx, label, n));
+        let [x, xn, q, k, v, att, o, gate, up, scores] =
+            activation_floats(c, tokens, n_ctx).map(|(label, n)| f32_buffer(ctx, label, n));
         Acts { x, xn, q, k, v, att, o, gate, up, scores }
     }
 }
@@ -75,14 +84,32 @@ fn record_layers(b: &mut Builder, m: &Model, a: &Acts, segments: &mut Vec<Segmen
         pass.extend(b.matvec(&l("attn_q"), &lw.attn_q, &a.xn, &a.q)?);
         pass.extend(b.matvec(&l("attn_k"), &lw.attn_k, &a.xn, &a.k)?);
         pass.extend(b.matvec(&l("attn_v"), &lw.attn_v, &a.xn, &a.v)?);
-        for (name, out, bias, n) in [("attn_q", &a.q, &lw.attn_q_bias, c.q_dim()), ("attn_k", &a.k, &lw.attn_k_bias, c.k_dim()), ("attn_v", &a.v, &lw.attn_v_bias, c.v_dim())] {
+        for (name, out, bias, n) in [
+            ("attn_q", &a.q, &lw.attn_q_bias, c.q_dim()),
+            ("attn_k", &a.k, &lw.attn_k_bias, c.k_dim()),
+            ("attn_v", &a.v, &lw.attn_v_bias, c.v_dim()),
+        ] {
             if let Some(bias) = bias {
                 pass.push(b.add_bias(&format!("{}+bias", l(name)), out, &bias.parts[0].buffer, n as u32)?);
             }
         }
         if let (Some(qn), Some(kn)) = (&lw.attn_q_norm, &lw.attn_k_norm) {
-            pass.push(b.rms_norm_inplace(&l("attn_q_norm"), &a.q, &qn.parts[0].buffer, c.n_head as u32, c.head_dim as u32, eps)?);
-            pass.push(b.rms_norm_inplace(&l("attn_k_norm"), &a.k, &kn.parts[0].buffer, c.n_head_kv as u32, c.head_dim as u32, eps)?);
+            pass.push(b.rms_norm_inplace(
+                &l("attn_q_norm"),
+                &a.q,
+                &qn.parts[0].buffer,
+                c.n_head as u32,
+                c.head_dim as u32,
+                eps,
+            )?);
+            pass.push(b.rms_norm_inplace(
+                &l("attn_k_norm"),
+                &a.k,
+                &kn.parts[0].buffer,
+                c.n_head_kv as u32,
+                c.head_dim as u32,
+                eps,
+            )?);
         }
         let key = (plan.rope_base.to_bits(), plan.rope_scale.to_bits());
         let table = &m.tables.iter().find(|(k, _)| *k == key).ok_or_else(|| Error::Gpu("missing RoPE table".into()))?.1;
@@ -105,7 +132,16 @@ fn record_layers(b: &mut Builder, m: &Model, a: &Acts, segments: &mut Vec<Segmen
             softcap: c.attn_softcap.unwrap_or(0.0),
             _pad: [0; 3],
         };
-        pass.push(b.attention(&l("attention"), &a.q, &m.k_cache[il], &m.v_cache[il], &a.scores, &a.att, c.n_head as u32, ap)?);
+        pass.push(b.attention(
+            &l("attention"),
+            &a.q,
+            &m.k_cache[il],
+            &m.v_cache[il],
+            &a.scores,
+            &a.att,
+            c.n_head as u32,
+            ap,
+        )?);
         pass.extend(b.matvec(&l("attn_output"), &lw.attn_output, &a.att, &a.o)?);
         if let Some(n) = &lw.post_attn_norm {
             pass.push(b.rms_norm(&l("post_attention_norm"), &a.o, &a.xn, &n.parts[0].buffer, 1, e, eps)?);
@@ -131,7 +167,15 @@ fn record_layers(b: &mut Builder, m: &Model, a: &Acts, segments: &mut Vec<Segmen
 /// Final norm and LM head on one token's residual stream `a.x`, into `logits`.
 fn record_head(b: &mut Builder, m: &Model, a: &Acts, logits: &wgpu::Buffer) -> Result<Vec<Dispatch>> {
     let c = m.c;
-    let mut pass = vec![b.rms_norm("output_norm", &a.x, &a.xn, &m.w.output_norm.parts[0].buffer, 1, c.n_embd as u32, c.rms_eps)?];
+    let mut pass = vec![b.rms_norm(
+        "output_norm",
+        &a.x,
+        &a.xn,
+        &m.w.output_norm.parts[0].buffer,
+        1,
+        c.n_embd as u32,
+        c.rms_eps,
+    )?];
     pass.extend(b.matvec("output", m.w.lm_head(), &a.xn, logits)?);
     if let Some(cap) = c.final_softcap {
         pass.push(b.softcap("output+softcap", logits, c.n_vocab as u32, cap)?);
@@ -231,8 +275,10 @@ impl GpuModel {
         });
         let widest = c.n_embd.max(c.n_head * c.head_dim_v).max(c.n_ff);
         let xt = f32_buffer(&ctx, "chunk column-major", widest * ubatch); // [widest input, ubatch]
-        let k_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.k_cache"), n_ctx * c.k_dim())).collect();
-        let v_cache: Vec<wgpu::Buffer> = (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.v_cache"), n_ctx * c.v_dim())).collect();
+        let k_cache: Vec<wgpu::Buffer> =
+            (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.k_cache"), n_ctx * c.k_dim())).collect();
+        let v_cache: Vec<wgpu::Buffer> =
+            (0..c.n_layer).map(|il| f32_buffer(&ctx, &format!("blk.{il}.v_cache"), n_ctx * c.v_dim())).collect();
 
         // One RoPE table per distinct (base, scale), for every position of the context,
         // computed with the CPU twin's own function.
@@ -243,7 +289,14 @@ impl GpuModel {
             if !tables.iter().any(|(k, _)| *k == key) {
                 let mut data = Vec::with_capacity(n_ctx * c.n_rot);
                 for pos in 0..n_ctx {
-                    for (cos, sin) in rope_cos_sin(c.n_rot, pos, plan.rope_base, plan.rope_scale, freq_factors.as_deref(), c.rope_attn_factor) {
+                    for (cos, sin) in rope_cos_sin(
+                        c.n_rot,
+                        pos,
+                        plan.rope_base,
+                        plan.rope_scale,
+                        freq_factors.as_deref(),
+                        c.rope_attn_factor,
+                    ) {
                         data.push(cos);
                         data.push(sin);
                     }
@@ -265,10 +318,19 @@ impl GpuModel {
             segments.push(Segment::Pass(pass));
         }
         {
-            let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: Some(Batch { max_tokens: ubatch as u32, tokens: &tokens, xt: &xt }) };
+            let mut b = Builder {
+                ctx: &ctx,
+                kernels: &mut kernels,
+                step: &step,
+                batch: Some(Batch { max_tokens: ubatch as u32, tokens: &tokens, xt: &xt }),
+            };
             let pass = record_layers(&mut b, &m, &batch_acts, &mut prefill_segments)?;
             prefill_segments.push(Segment::Pass(pass));
-            prefill_tail.push(Segment::CopyLastRow { src: batch_acts.x.clone(), dst: acts.x.clone(), bytes: (c.n_embd * 4) as u64 });
+            prefill_tail.push(Segment::CopyLastRow {
+                src: batch_acts.x.clone(),
+                dst: acts.x.clone(),
+                bytes: (c.n_embd * 4) as u64,
+            });
             let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
             prefill_tail.push(Segment::Pass(record_head(&mut b, &m, &acts, &logits)?));
         }
@@ -327,7 +389,11 @@ impl GpuModel {
     pub fn rope_table(&self, il: usize) -> Result<Vec<f32>> {
         let plan = self.cfg.layers.get(il).ok_or_else(|| Error::Usage(format!("no layer {il}")))?;
         let key = (plan.rope_base.to_bits(), plan.rope_scale.to_bits());
-        let (_, buf) = self.rope_tables.iter().find(|(k, _)| *k == key).ok_or_else(|| Error::Gpu(format!("no RoPE table for layer {il}")))?;
+        let (_, buf) = self
+            .rope_tables
+            .iter()
+            .find(|(k, _)| *k == key)
+            .ok_or_else(|| Error::Gpu(format!("no RoPE table for layer {il}")))?;
         super::buffers::read_f32(&self.ctx, buf, self.n_ctx * self.cfg.n_rot)
     }
 
@@ -336,13 +402,18 @@ impl GpuModel {
         for seg in segments {
             match seg {
                 Segment::Pass(ds) => {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    let mut pass =
+                        enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                     for d in ds {
                         d.record_n(&mut pass, n);
                     }
                 }
-                Segment::CopyKv { src, dst, bytes } => enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, n as u64 * bytes),
-                Segment::CopyLastRow { src, dst, bytes } => enc.copy_buffer_to_buffer(src, (n as u64 - 1) * bytes, dst, 0, *bytes),
+                Segment::CopyKv { src, dst, bytes } => {
+                    enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, n as u64 * bytes)
+                }
+                Segment::CopyLastRow { src, dst, bytes } => {
+                    enc.copy_buffer_to_buffer(src, (n as u64 - 1) * bytes, dst, 0, *bytes)
+                }
             }
         }
     }
@@ -367,7 +438,8 @@ impl GpuModel {
         self.ctx.queue.write_buffer(&self.tokens, 0, bytemuck::cast_slice(&ids));
         let step = Step { token: chunk[0], pos: p0 as u32, n_pos: p0 as u32 + 1, n_tokens: n };
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
-        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("prompt chunk") });
+        let mut enc =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("prompt chunk") });
         self.encode_segments(&mut enc, &self.prefill_segments, p0, n);
         enc
     }
@@ -398,7 +470,15 @@ impl GpuModel {
             step: &self.step,
             batch: Some(Batch { max_tokens: self.ubatch as u32, tokens: &self.tokens, xt: &self.xt }),
         };
-        let mut pass = vec![b.rms_norm("output_norm", &self.batch_x, &self.batch_xn, &self.weights.output_norm.parts[0].buffer, 1, c.n_embd as u32, c.rms_eps)?];
+        let mut pass = vec![b.rms_norm(
+            "output_norm",
+            &self.batch_x,
+            &self.batch_xn,
+            &self.weights.output_norm.parts[0].buffer,
+            1,
+            c.n_embd as u32,
+            c.rms_eps,
+        )?];
         pass.extend(b.matvec("output", self.weights.lm_head(), &self.batch_xn, &logits)?);
         if let Some(cap) = c.final_softcap {
             pass.push(b.softcap("output+softcap", &logits, floats as u32, cap)?);
@@ -412,7 +492,11 @@ impl GpuModel {
             return Err(Error::Context(format!("position {pos} given, but the cache holds {} positions", self.n_pos)));
         }
         if pos + tokens.len() > self.n_ctx {
-            return Err(Error::Context(format!("positions up to {} are past the context size {}", pos + tokens.len(), self.n_ctx)));
+            return Err(Error::Context(format!(
+                "positions up to {} are past the context size {}",
+                pos + tokens.len(),
+                self.n_ctx
+            )));
         }
         if let Some(t) = tokens.iter().find(|&&t| t as usize >= self.cfg.n_vocab) {
             return Err(Error::Usage(format!("token id {t} is outside the vocabulary of {}", self.cfg.n_vocab)));
@@ -525,7 +609,10 @@ impl Executor for GpuModel {
             let head = self.all_head.as_ref().ok_or_else(|| Error::Gpu("all-token head missing".into()))?;
             if wanted {
                 {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("all-token head"), timestamp_writes: None });
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("all-token head"),
+                        timestamp_writes: None,
+                    });
                     for d in &head.pass {
                         d.record_n(&mut pass, n as u32);
                     }

@@ -97,7 +97,9 @@ impl MemoryPlan {
         // Weights by type, as the loader hands them over (fused tensors as their parts).
         let mut weights: Vec<PlanItem> = Vec::new();
         ModelWeights::load(c, g, |t| {
-            let row = t.ty.row_bytes(t.row_len() as u64).ok_or_else(|| Error::tensor(&t.name, "row is not a whole number of blocks"))?;
+            let row =
+                t.ty.row_bytes(t.row_len() as u64)
+                    .ok_or_else(|| Error::tensor(&t.name, "row is not a whole number of blocks"))?;
             match weights.iter_mut().find(|w| w.ty == Some(t.ty)) {
                 Some(w) => {
                     w.count += 1;
@@ -134,20 +136,44 @@ impl MemoryPlan {
             elements: 0,
         };
         let n_layer = c.n_layer as u64;
-        items.push(item("K cache, one buffer per layer".into(), Category::KvCache, n_layer, f32_bytes(n_ctx * c.k_dim()), (c.k_dim() * 4) as u64));
-        items.push(item("V cache, one buffer per layer".into(), Category::KvCache, n_layer, f32_bytes(n_ctx * c.v_dim()), (c.v_dim() * 4) as u64));
+        items.push(item(
+            "K cache, one buffer per layer".into(),
+            Category::KvCache,
+            n_layer,
+            f32_bytes(n_ctx * c.k_dim()),
+            (c.k_dim() * 4) as u64,
+        ));
+        items.push(item(
+            "V cache, one buffer per layer".into(),
+            Category::KvCache,
+            n_layer,
+            f32_bytes(n_ctx * c.v_dim()),
+            (c.v_dim() * 4) as u64,
+        ));
 
         let ubatch = ubatch_for(n_ctx);
         for (tokens, step) in [(1, "decoding"), (ubatch, "prompt chunk")] {
             for (name, floats) in activation_floats(c, tokens, n_ctx) {
                 let per_pos = if name == "scores" { (tokens * c.n_head * 4) as u64 } else { 0 };
-                items.push(item(format!("{name} ({step}, {tokens} tokens)"), Category::Activations, 1, f32_bytes(floats), per_pos));
+                items.push(item(
+                    format!("{name} ({step}, {tokens} tokens)"),
+                    Category::Activations,
+                    1,
+                    f32_bytes(floats),
+                    per_pos,
+                ));
             }
         }
         let widest = c.n_embd.max(c.n_head * c.head_dim_v).max(c.n_ff);
         items.push(item("prompt chunk, column-major".into(), Category::Other, 1, f32_bytes(widest * ubatch), 0));
         items.push(item("chunk token ids".into(), Category::Other, 1, (ubatch * 4) as u64, 0));
-        items.push(item("RoPE cos/sin tables".into(), Category::Other, rope_tables(c) as u64, f32_bytes(n_ctx * c.n_rot), (c.n_rot * 4) as u64));
+        items.push(item(
+            "RoPE cos/sin tables".into(),
+            Category::Other,
+            rope_tables(c) as u64,
+            f32_bytes(n_ctx * c.n_rot),
+            (c.n_rot * 4) as u64,
+        ));
         items.push(item("logits".into(), Category::Other, 1, f32_bytes(c.n_vocab), 0));
         let mut staging = item("logits readback".into(), Category::Other, 1, (c.n_vocab * 4).max(4) as u64, 0);
         staging.bound_whole = false;
@@ -193,7 +219,12 @@ impl MemoryPlan {
     pub fn check_memory(&self, memory: Option<u64>, adapter: &str) -> Result<()> {
         let total = self.total();
         let Some(mem) = memory.filter(|&m| total > m) else { return Ok(()) };
-        Err(Error::DoesNotFit(format!("need {}, {adapter} offers {} — try {}", human_bytes(total), human_bytes(mem), self.alternatives(mem))))
+        Err(Error::DoesNotFit(format!(
+            "need {}, {adapter} offers {} — try {}",
+            human_bytes(total),
+            human_bytes(mem),
+            self.alternatives(mem)
+        )))
     }
 
     /// What would fit in `memory`: the largest smaller context, and totals with smaller
@@ -230,7 +261,8 @@ impl MemoryPlan {
         };
         let Some(it) = self.items.iter().find(|it| it.largest > cap(it).0) else { return Ok(()) };
         let (limit, limit_name) = cap(it);
-        let what = if it.category == Category::Weights { format!("one row of the {}", it.what) } else { it.what.clone() };
+        let what =
+            if it.category == Category::Weights { format!("one row of the {}", it.what) } else { it.what.clone() };
         let hint = if it.per_position > 0 {
             // The largest context every context-sized buffer allows.
             let max_ctx = self
@@ -277,7 +309,17 @@ mod tests {
     use super::*;
 
     fn item(category: Category, bytes: u64, per_position: u64, ty: Option<GgmlType>, elements: u64) -> PlanItem {
-        PlanItem { what: "x".into(), category, count: 1, bytes, largest: bytes, bound_whole: true, per_position, ty, elements }
+        PlanItem {
+            what: "x".into(),
+            category,
+            count: 1,
+            bytes,
+            largest: bytes,
+            bound_whole: true,
+            per_position,
+            ty,
+            elements,
+        }
     }
 
     fn plan() -> MemoryPlan {
@@ -315,15 +357,27 @@ mod tests {
         let p = plan();
         assert!(p.check_memory(Some(200_000), "gpu").is_ok() && p.check_memory(None, "gpu").is_ok());
         let e = p.check_memory(Some(50_000), "gpu").unwrap_err().to_string();
-        assert!(e.contains("need 101.5 KiB, gpu offers 48.8 KiB") && e.contains("try --ctx 461") && e.contains("Q4_0 weights: 99.9 KiB"), "{e}");
+        assert!(
+            e.contains("need 101.5 KiB, gpu offers 48.8 KiB")
+                && e.contains("try --ctx 461")
+                && e.contains("Q4_0 weights: 99.9 KiB"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_buffer_past_the_binding_limit_is_refused_with_a_context_that_fits() {
         let p = plan();
-        let limits = wgpu::Limits { max_storage_buffer_binding_size: 60_000, max_buffer_size: 1 << 30, ..wgpu::Limits::default() };
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: 60_000,
+            max_buffer_size: 1 << 30,
+            ..wgpu::Limits::default()
+        };
         let e = p.check(&limits, "test adapter").unwrap_err().to_string();
         // 600 positions fit in 60 000 bytes; the hint rounds down to a multiple of 256.
-        assert!(e.contains("needs 97.7 KiB in one buffer") && e.contains("allows 58.6 KiB") && e.contains("try --ctx 512"), "{e}");
+        assert!(
+            e.contains("needs 97.7 KiB in one buffer") && e.contains("allows 58.6 KiB") && e.contains("try --ctx 512"),
+            "{e}"
+        );
     }
 }

@@ -71,10 +71,16 @@ impl Profiler {
             TimingMode::CpuSubmitPerOp => 0,
         } as u32;
         if n_queries > wgpu::QUERY_SET_MAX_QUERIES {
-            return Err(Error::Gpu(format!("{n_dispatches} dispatches per token need more timestamp queries than a query set holds")));
+            return Err(Error::Gpu(format!(
+                "{n_dispatches} dispatches per token need more timestamp queries than a query set holds"
+            )));
         }
         let (query_set, resolve, readback) = if n_queries > 0 {
-            let qs = ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: n_queries });
+            let qs = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: n_queries,
+            });
             let bytes = n_queries as u64 * 8;
             let resolve = ctx.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("profile resolve"),
@@ -114,10 +120,14 @@ impl GpuModel {
         let Some(prof) = &self.profiler else { return Err(Error::Gpu("profiling is not enabled".into())) };
         let n_pos = pos as u32 + 1;
         let mut timings = Vec::new();
-        let ops: Vec<&super::kernels::Dispatch> = self.segments.iter().flat_map(|s| match s {
-            Segment::Pass(d) => d.iter().collect::<Vec<_>>(),
-            _ => Vec::new(),
-        }).collect();
+        let ops: Vec<&super::kernels::Dispatch> = self
+            .segments
+            .iter()
+            .flat_map(|s| match s {
+                Segment::Pass(d) => d.iter().collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
         let mk = |i: usize, start: f64, dur: f64| {
             let d = ops[i];
             let (read, written) = d.traffic.at(n_pos);
@@ -163,7 +173,9 @@ impl GpuModel {
                 let mut brackets = Vec::new();
                 for seg in &self.segments {
                     match seg {
-                        Segment::CopyKv { src, dst, bytes } => enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes),
+                        Segment::CopyKv { src, dst, bytes } => {
+                            enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes)
+                        }
                         Segment::CopyLastRow { .. } => {}
                         Segment::Pass(ds) if mode == TimingMode::InsidePasses => {
                             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -253,10 +265,20 @@ pub fn time_dispatches(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch]
 }
 
 /// `time_dispatches` for a step of `n_tokens` tokens (prompt-processing dispatches).
-pub fn time_dispatches_n(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch], reps: u32, n_tokens: u32) -> Result<f64> {
+pub fn time_dispatches_n(
+    ctx: &GpuContext,
+    dispatches: &[super::kernels::Dispatch],
+    reps: u32,
+    n_tokens: u32,
+) -> Result<f64> {
     let mode = TimingMode::for_features(ctx.features);
-    let qs = (mode != TimingMode::CpuSubmitPerOp)
-        .then(|| ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count: 2 }));
+    let qs = (mode != TimingMode::CpuSubmitPerOp).then(|| {
+        ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("bench"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        })
+    });
     let resolve = ctx.create_buffer(&wgpu::BufferDescriptor {
         label: Some("bench resolve"),
         size: 16,
@@ -268,8 +290,13 @@ pub fn time_dispatches_n(ctx: &GpuContext, dispatches: &[super::kernels::Dispatc
     for round in 0..=reps.max(1) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
-            let tw = qs.as_ref().map(|q| wgpu::ComputePassTimestampWrites { query_set: q, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) });
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bench"), timestamp_writes: tw });
+            let tw = qs.as_ref().map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: q,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bench"), timestamp_writes: tw });
             for d in dispatches {
                 d.record_n(&mut pass, n_tokens);
             }

@@ -131,10 +131,16 @@ impl Config {
         let n_ff = u("feed_forward_length")?;
         let n_ctx_train = g.get_u64_or(&key(&name, "context_length"), 2048)? as usize;
         if n_embd == 0 || n_layer == 0 || n_head == 0 || n_head_kv == 0 || n_ff == 0 {
-            return Err(Error::metadata(format!("{name}.*"), "embedding_length, block_count, head counts and feed_forward_length must be positive"));
+            return Err(Error::metadata(
+                format!("{name}.*"),
+                "embedding_length, block_count, head counts and feed_forward_length must be positive",
+            ));
         }
         if n_head % n_head_kv != 0 {
-            return Err(Error::metadata(key(&name, "attention.head_count_kv"), format!("{n_head_kv} does not divide head_count {n_head}")));
+            return Err(Error::metadata(
+                key(&name, "attention.head_count_kv"),
+                format!("{n_head_kv} does not divide head_count {n_head}"),
+            ));
         }
         if n_layer > 4096 || n_head > 4096 || n_embd > 1 << 20 {
             return Err(Error::metadata(format!("{name}.*"), "implausibly large hyperparameters"));
@@ -151,11 +157,17 @@ impl Config {
         };
         let head_dim_v = g.get_u64_or(&key(&name, "attention.value_length"), head_dim as u64)? as usize;
         if head_dim == 0 || head_dim % 2 != 0 || head_dim_v == 0 {
-            return Err(Error::metadata(key(&name, "attention.key_length"), format!("head width {head_dim} must be positive and even")));
+            return Err(Error::metadata(
+                key(&name, "attention.key_length"),
+                format!("head width {head_dim} must be positive and even"),
+            ));
         }
         let n_rot = g.get_u64_or(&key(&name, "rope.dimension_count"), head_dim as u64)? as usize;
         if n_rot > head_dim || n_rot % 2 != 0 {
-            return Err(Error::metadata(key(&name, "rope.dimension_count"), format!("{n_rot} must be even and at most the head width {head_dim}")));
+            return Err(Error::metadata(
+                key(&name, "rope.dimension_count"),
+                format!("{n_rot} must be even and at most the head width {head_dim}"),
+            ));
         }
         let rms_eps = g.get_f32(&key(&name, "attention.layer_norm_rms_epsilon"))?;
         let n_tokens = g.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map(|a| a.len());
@@ -168,7 +180,10 @@ impl Config {
         if let Some(n) = n_tokens.filter(|&n| n != n_vocab) {
             return Err(Error::metadata(
                 "tokenizer.ggml.tokens",
-                format!("{n} tokens, but the model's vocabulary ({}, the rows of token_embd.weight) has {n_vocab}", key(&name, "vocab_size")),
+                format!(
+                    "{n} tokens, but the model's vocabulary ({}, the rows of token_embd.weight) has {n_vocab}",
+                    key(&name, "vocab_size")
+                ),
             ));
         }
 
@@ -179,7 +194,12 @@ impl Config {
                 _ => 1.0,
             },
             Some("none") => 1.0,
-            Some(other) => return Err(Error::metadata(key(&name, "rope.scaling.type"), format!("'{other}' scaling is not supported"))),
+            Some(other) => {
+                return Err(Error::metadata(
+                    key(&name, "rope.scaling.type"),
+                    format!("'{other}' scaling is not supported"),
+                ))
+            }
         };
 
         let plain = LayerPlan { window: None, rope_base, rope_scale };
@@ -195,30 +215,39 @@ impl Config {
             Arch::Gemma3 => (Neox, GeluTanh, true, true, true),
         };
         let window = g.get_u64_or(&key(&name, "attention.sliding_window"), 0)? as usize;
-        let layers: Vec<LayerPlan> = match arch {
-            // Mistral-style models put a window on every layer when the file sets one.
-            Arch::Llama => vec![plan_with_window(&plain, window as u64); n_layer],
-            // Gemma 2 alternates: even layers local, odd layers global (llama.cpp's period 2).
-            Arch::Gemma2 => (0..n_layer).map(|il| if window > 0 && il % 2 == 0 { plan_with_window(&plain, window as u64) } else { plain.clone() }).collect(),
-            Arch::Gemma3 => {
-                // Local layers use their own RoPE base (10000 unless the file says otherwise)
-                // and no scaling; every `pattern`-th layer is global (llama.cpp's default 6).
-                let pattern = g.get_u64_or(&key(&name, "attention.sliding_window_pattern"), 6)? as usize;
-                let swa_base = g.get_f32_opt(&key(&name, "rope.freq_base_swa"))?.unwrap_or(10000.0);
-                (0..n_layer)
+        let layers: Vec<LayerPlan> =
+            match arch {
+                // Mistral-style models put a window on every layer when the file sets one.
+                Arch::Llama => vec![plan_with_window(&plain, window as u64); n_layer],
+                // Gemma 2 alternates: even layers local, odd layers global (llama.cpp's period 2).
+                Arch::Gemma2 => (0..n_layer)
                     .map(|il| {
-                        let swa = window > 0 && (pattern == 0 || il % pattern < pattern - 1);
-                        if swa {
-                            LayerPlan { window: Some(window), rope_base: swa_base, rope_scale: 1.0 }
+                        if window > 0 && il % 2 == 0 {
+                            plan_with_window(&plain, window as u64)
                         } else {
                             plain.clone()
                         }
                     })
-                    .collect()
-            }
-            // Qwen, Phi-3 (llama.cpp ignores Phi-3's window key) and Gemma 1: no window.
-            _ => vec![plain.clone(); n_layer],
-        };
+                    .collect(),
+                Arch::Gemma3 => {
+                    // Local layers use their own RoPE base (10000 unless the file says otherwise)
+                    // and no scaling; every `pattern`-th layer is global (llama.cpp's default 6).
+                    let pattern = g.get_u64_or(&key(&name, "attention.sliding_window_pattern"), 6)? as usize;
+                    let swa_base = g.get_f32_opt(&key(&name, "rope.freq_base_swa"))?.unwrap_or(10000.0);
+                    (0..n_layer)
+                        .map(|il| {
+                            let swa = window > 0 && (pattern == 0 || il % pattern < pattern - 1);
+                            if swa {
+                                LayerPlan { window: Some(window), rope_base: swa_base, rope_scale: 1.0 }
+                            } else {
+                                plain.clone()
+                            }
+                        })
+                        .collect()
+                }
+                // Qwen, Phi-3 (llama.cpp ignores Phi-3's window key) and Gemma 1: no window.
+                _ => vec![plain.clone(); n_layer],
+            };
         // llama.cpp scales Gemma 2/3 queries by 1/sqrt(n_embd/n_head) for the 27B models
         // (46 and 62 layers) and by 1/sqrt(head_dim) for every other size and family.
         let scale_dim = match (arch, n_layer) {
@@ -228,7 +257,17 @@ impl Config {
         let softcap = |k: &str| -> Result<Option<f32>> { Ok(g.get_f32_opt(&key(&name, k))?.filter(|&c| c > 0.0)) };
         let cfg = Config {
             arch,
-            n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, head_dim_v, n_ff, n_ctx_train, rms_eps, n_rot,
+            n_vocab,
+            n_embd,
+            n_layer,
+            n_head,
+            n_head_kv,
+            head_dim,
+            head_dim_v,
+            n_ff,
+            n_ctx_train,
+            rms_eps,
+            n_rot,
             rope_style,
             attn_scale: 1.0 / (scale_dim as f32).sqrt(),
             embd_scale: if embd_sqrt { (n_embd as f32).sqrt() } else { 1.0 },

@@ -10,7 +10,8 @@ pub use weights::{rope_factors, row_view, LayerWeights, ModelWeights};
 
 /// The intermediates `lanterna compare` captures in every layer, in forward order.
 /// Both executors name them the same way.
-pub const CAPTURE_NAMES: [&str; 9] = ["attn_norm", "q", "k", "v", "attn", "attn_out", "ffn_norm", "ffn_out", "residual"];
+pub const CAPTURE_NAMES: [&str; 9] =
+    ["attn_norm", "q", "k", "v", "attn", "attn_out", "ffn_norm", "ffn_out", "residual"];
 
 /// One captured intermediate of one forward step.
 #[derive(Clone, Debug)]

@@ -26,7 +26,7 @@ pub struct LayerWeights<W> {
 }
 
 pub struct ModelWeights<W> {
-    pub token_embd: W,  // [n_embd, n_vocab]
+    pub token_embd: W, // [n_embd, n_vocab]
     pub layers: Vec<LayerWeights<W>>,
     pub output_norm: W, // [n_embd]
     /// [n_embd, n_vocab]; None when the output projection is tied to `token_embd`.

@@ -58,9 +58,19 @@ pub enum GgmlType {
 
 impl GgmlType {
     pub const ALL: [GgmlType; 13] = [
-        GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q4_0, GgmlType::Q4_1,
-        GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2K, GgmlType::Q3K,
-        GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K,
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q2K,
+        GgmlType::Q3K,
+        GgmlType::Q4K,
+        GgmlType::Q5K,
+        GgmlType::Q6K,
     ];
 
     pub fn from_id(id: u32) -> Option<Self> {
@@ -86,17 +96,38 @@ impl GgmlType {
     pub fn id(self) -> u32 {
         use GgmlType::*;
         match self {
-            F32 => 0, F16 => 1, Q4_0 => 2, Q4_1 => 3, Q5_0 => 6, Q5_1 => 7, Q8_0 => 8,
-            Q2K => 10, Q3K => 11, Q4K => 12, Q5K => 13, Q6K => 14, BF16 => 30,
+            F32 => 0,
+            F16 => 1,
+            Q4_0 => 2,
+            Q4_1 => 3,
+            Q5_0 => 6,
+            Q5_1 => 7,
+            Q8_0 => 8,
+            Q2K => 10,
+            Q3K => 11,
+            Q4K => 12,
+            Q5K => 13,
+            Q6K => 14,
+            BF16 => 30,
         }
     }
 
     pub fn name(self) -> &'static str {
         use GgmlType::*;
         match self {
-            F32 => "F32", F16 => "F16", BF16 => "BF16", Q4_0 => "Q4_0", Q4_1 => "Q4_1",
-            Q5_0 => "Q5_0", Q5_1 => "Q5_1", Q8_0 => "Q8_0", Q2K => "Q2_K", Q3K => "Q3_K",
-            Q4K => "Q4_K", Q5K => "Q5_K", Q6K => "Q6_K",
+            F32 => "F32",
+            F16 => "F16",
+            BF16 => "BF16",
+            Q4_0 => "Q4_0",
+            Q4_1 => "Q4_1",
+            Q5_0 => "Q5_0",
+            Q5_1 => "Q5_1",
+            Q8_0 => "Q8_0",
+            Q2K => "Q2_K",
+            Q3K => "Q3_K",
+            Q4K => "Q4_K",
+            Q5K => "Q5_K",
+            Q6K => "Q6_K",
         }
     }
 
@@ -176,11 +207,7 @@ pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) -> Result<()> {
     let bs = ty.block_size() as usize;
     let ts = ty.type_size() as usize;
     if data.len() % ts != 0 || data.len() / ts * bs != out.len() {
-        return Err(Error::Usage(format!(
-            "dequantize {ty}: {} bytes do not make {} values",
-            data.len(),
-            out.len()
-        )));
+        return Err(Error::Usage(format!("dequantize {ty}: {} bytes do not make {} values", data.len(), out.len())));
     }
     match ty {
         GgmlType::F32 => dequantize_f32(data, out),
@@ -208,8 +235,19 @@ mod tests {
     #[test]
     fn scale_offsets_match_ggml_layouts() {
         let want: [(super::GgmlType, &[usize]); 13] = [
-            (F32, &[]), (F16, &[]), (BF16, &[]), (Q4_0, &[0]), (Q4_1, &[0, 2]), (Q5_0, &[0]), (Q5_1, &[0, 2]),
-            (Q8_0, &[0]), (Q2K, &[80, 82]), (Q3K, &[108]), (Q4K, &[0, 2]), (Q5K, &[0, 2]), (Q6K, &[208]),
+            (F32, &[]),
+            (F16, &[]),
+            (BF16, &[]),
+            (Q4_0, &[0]),
+            (Q4_1, &[0, 2]),
+            (Q5_0, &[0]),
+            (Q5_1, &[0, 2]),
+            (Q8_0, &[0]),
+            (Q2K, &[80, 82]),
+            (Q3K, &[108]),
+            (Q4K, &[0, 2]),
+            (Q5K, &[0, 2]),
+            (Q6K, &[208]),
         ];
         for (ty, offs) in want {
             assert_eq!(ty.f16_scale_offsets(), offs, "{ty}");

@@ -29,8 +29,16 @@ fn f16_round(v: f32) -> f32 {
 }
 
 /// Types `quantize` can write.
-pub const QUANTIZE_TYPES: [GgmlType; 8] =
-    [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K];
+pub const QUANTIZE_TYPES: [GgmlType; 8] = [
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
 
 /// Quantize `x` (a whole number of blocks of `ty`) into `ty`'s bytes.
 pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
@@ -53,7 +61,11 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
         GgmlType::F32 => blocks.for_each(|(x, y)| y.copy_from_slice(&x[0].to_le_bytes())),
         GgmlType::F16 => blocks.for_each(|(x, y)| y.copy_from_slice(&f16_bytes(x[0]))),
         GgmlType::BF16 => blocks.for_each(|(x, y)| y.copy_from_slice(&half::bf16::from_f32(x[0]).to_le_bytes())),
-        other => return Err(Error::Usage(format!("quantizing to {other} is not supported (supported: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)"))),
+        other => {
+            return Err(Error::Usage(format!(
+                "quantizing to {other} is not supported (supported: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)"
+            )))
+        }
     }
     Ok(out)
 }
@@ -209,7 +221,17 @@ fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8], rmse_type: i32) -> f32 {
 /// ggml's make_qkx2_quants: scale and min (returned as -min in `the_min`) for levels
 /// 0..nmax, searched over `nstep` candidate scales with per-weight `weights`.
 #[allow(clippy::too_many_arguments)]
-fn make_qkx2_quants(nmax: i32, x: &[f32], weights: &[f32], l: &mut [u8], the_min: &mut f32, laux: &mut [u8], rmin: f32, rdelta: f32, nstep: i32) -> f32 {
+fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    l: &mut [u8],
+    the_min: &mut f32,
+    laux: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> f32 {
     let n = x.len();
     let mut min = x[0];
     let mut max = x[0];
@@ -289,7 +311,15 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 
 /// Shared by Q4_K and Q5_K: the eight 32-weight sub-blocks' 6-bit scales and mins packed
 /// into `scales` (12 bytes), d and dmin into `dm` (4 bytes), levels 0..nmax into `l`.
-fn k_scales_mins(x: &[f32], nmax: i32, rmin: f32, nstep: i32, dm: &mut [u8], scales_out: &mut [u8], l: &mut [u8; QK_K]) {
+fn k_scales_mins(
+    x: &[f32],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+    dm: &mut [u8],
+    scales_out: &mut [u8],
+    l: &mut [u8; QK_K],
+) {
     let mut laux = [0u8; 32];
     let mut weights = [0f32; 32];
     let mut mins = [0f32; 8];
@@ -302,7 +332,17 @@ fn k_scales_mins(x: &[f32], nmax: i32, rmin: f32, nstep: i32, dm: &mut [u8], sca
         for (w, v) in weights.iter_mut().zip(xs) {
             *w = av_x + v.abs();
         }
-        scales[j] = make_qkx2_quants(nmax, xs, &weights, &mut l[32 * j..32 * j + 32], &mut mins[j], &mut laux, rmin, 0.1, nstep);
+        scales[j] = make_qkx2_quants(
+            nmax,
+            xs,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            &mut mins[j],
+            &mut laux,
+            rmin,
+            0.1,
+            nstep,
+        );
         max_scale = max_scale.max(scales[j]);
         max_min = max_min.max(mins[j]);
     }
@@ -426,7 +466,10 @@ fn q6_k(x: &[f32], y: &mut [u8]) {
             let q4 = l[j + i + 96] & 0xF;
             ql[64 * h + i] = q1 | (q3 << 4);
             ql[64 * h + i + 32] = q2 | (q4 << 4);
-            qh[32 * h + i] = (l[j + i] >> 4) | ((l[j + i + 32] >> 4) << 2) | ((l[j + i + 64] >> 4) << 4) | ((l[j + i + 96] >> 4) << 6);
+            qh[32 * h + i] = (l[j + i] >> 4)
+                | ((l[j + i + 32] >> 4) << 2)
+                | ((l[j + i + 64] >> 4) << 4)
+                | ((l[j + i + 96] >> 4) << 6);
         }
     }
 }

@@ -124,7 +124,12 @@ impl Tokenizer {
         let kind = match model.as_str() {
             "llama" => VocabKind::Spm,
             "gpt2" => VocabKind::Bpe,
-            other => return Err(Error::metadata("tokenizer.ggml.model", format!("'{other}' is not supported (llama and gpt2 are)"))),
+            other => {
+                return Err(Error::metadata(
+                    "tokenizer.ggml.model",
+                    format!("'{other}' is not supported (llama and gpt2 are)"),
+                ))
+            }
         };
         let pre = match g.get("tokenizer.ggml.pre") {
             Some(v) => v.as_str().unwrap_or("default").to_string(),
@@ -143,14 +148,20 @@ impl Tokenizer {
         let mut types: Vec<TokenType> = match g.get("tokenizer.ggml.token_type") {
             None => vec![TokenType::Normal; n],
             Some(v) => {
-                let a = v.as_array().ok_or_else(|| Error::metadata("tokenizer.ggml.token_type", "expected an array"))?;
+                let a =
+                    v.as_array().ok_or_else(|| Error::metadata("tokenizer.ggml.token_type", "expected an array"))?;
                 if a.len() != n {
-                    return Err(Error::metadata("tokenizer.ggml.token_type", format!("{} entries for {n} tokens", a.len())));
+                    return Err(Error::metadata(
+                        "tokenizer.ggml.token_type",
+                        format!("{} entries for {n} tokens", a.len()),
+                    ));
                 }
-                a.iter().map(|x| match *x {
-                    crate::gguf::MetaValue::I32(t) => TokenType::from_i64(t as i64),
-                    ref o => TokenType::from_i64(o.as_u64().unwrap_or(1) as i64),
-                }).collect()
+                a.iter()
+                    .map(|x| match *x {
+                        crate::gguf::MetaValue::I32(t) => TokenType::from_i64(t as i64),
+                        ref o => TokenType::from_i64(o.as_u64().unwrap_or(1) as i64),
+                    })
+                    .collect()
             }
         };
         let scores: Option<Vec<f32>> = match g.get("tokenizer.ggml.scores") {
@@ -158,7 +169,10 @@ impl Tokenizer {
             Some(v) => {
                 let a = v.as_array().ok_or_else(|| Error::metadata("tokenizer.ggml.scores", "expected an array"))?;
                 if a.len() != n {
-                    return Err(Error::metadata("tokenizer.ggml.scores", format!("{} entries for {n} tokens", a.len())));
+                    return Err(Error::metadata(
+                        "tokenizer.ggml.scores",
+                        format!("{} entries for {n} tokens", a.len()),
+                    ));
                 }
                 Some(a.iter().map(|x| x.as_f64().unwrap_or(0.0) as f32).collect())
             }
@@ -178,10 +192,16 @@ impl Tokenizer {
         };
         // llama.cpp's defaults when the keys are absent.
         let (bos, eos, default_add_bos) = match kind {
-            VocabKind::Spm => (id_key("tokenizer.ggml.bos_token_id", Some(1))?, id_key("tokenizer.ggml.eos_token_id", Some(2))?, true),
+            VocabKind::Spm => {
+                (id_key("tokenizer.ggml.bos_token_id", Some(1))?, id_key("tokenizer.ggml.eos_token_id", Some(2))?, true)
+            }
             VocabKind::Bpe => {
                 let bos_default = is_llama3_pre(&pre) || matches!(pre.as_str(), "tekken" | "chameleon");
-                (id_key("tokenizer.ggml.bos_token_id", Some(11))?, id_key("tokenizer.ggml.eos_token_id", Some(11))?, bos_default)
+                (
+                    id_key("tokenizer.ggml.bos_token_id", Some(11))?,
+                    id_key("tokenizer.ggml.eos_token_id", Some(11))?,
+                    bos_default,
+                )
             }
         };
         let add_bos = g.get_bool_opt("tokenizer.ggml.add_bos_token")?.unwrap_or(default_add_bos);
@@ -198,7 +218,9 @@ impl Tokenizer {
         let inner = match kind {
             VocabKind::Bpe => Self::build_bpe(g, &vocab, &pre)?,
             VocabKind::Spm => {
-                let scores = scores.ok_or_else(|| Error::metadata("tokenizer.ggml.scores", "missing (needed by a llama vocabulary)"))?;
+                let scores = scores.ok_or_else(|| {
+                    Error::metadata("tokenizer.ggml.scores", "missing (needed by a llama vocabulary)")
+                })?;
                 Self::build_spm(&pieces, &types, &scores, &vocab, add_space_prefix)?
             }
         };
@@ -272,7 +294,9 @@ impl Tokenizer {
         }
         merges.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
         let merges: Vec<(String, String)> = merges.into_iter().map(|m| (m.3.to_string(), m.4.to_string())).collect();
-        let mut b = BPE::builder().vocab_and_merges(vocab.iter().map(|(k, v)| (k.clone(), *v)).collect::<ahash::AHashMap<_, _>>(), merges).byte_fallback(true);
+        let mut b = BPE::builder()
+            .vocab_and_merges(vocab.iter().map(|(k, v)| (k.clone(), *v)).collect::<ahash::AHashMap<_, _>>(), merges)
+            .byte_fallback(true);
         if let Some(unk) = types.iter().position(|t| *t == TokenType::Unknown) {
             b = b.unk_token(pieces[unk].clone());
         }

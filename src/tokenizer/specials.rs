@@ -15,15 +15,42 @@ const BY_ROLE: &[(&str, &[&str])] = &[
     ("tokenizer.ggml.eom_token_id", &["<|eom_id|>"]),
     (
         "tokenizer.ggml.fim_pre_token_id",
-        &["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"],
+        &[
+            "<|fim_prefix|>",
+            "<fim-prefix>",
+            "<fim_prefix>",
+            "<｜fim▁begin｜>",
+            "<PRE>",
+            "▁<PRE>",
+            "<|code_prefix|>",
+            "<|prefix|>",
+        ],
     ),
     (
         "tokenizer.ggml.fim_suf_token_id",
-        &["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>"],
+        &[
+            "<|fim_suffix|>",
+            "<fim-suffix>",
+            "<fim_suffix>",
+            "<｜fim▁hole｜>",
+            "<SUF>",
+            "▁<SUF>",
+            "<|code_suffix|>",
+            "<|suffix|>",
+        ],
     ),
     (
         "tokenizer.ggml.fim_mid_token_id",
-        &["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>"],
+        &[
+            "<|fim_middle|>",
+            "<fim-middle>",
+            "<fim_middle>",
+            "<｜fim▁end｜>",
+            "<MID>",
+            "▁<MID>",
+            "<|code_middle|>",
+            "<|middle|>",
+        ],
     ),
     ("tokenizer.ggml.fim_pad_token_id", &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"]),
     ("tokenizer.ggml.fim_rep_token_id", &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"]),
@@ -57,7 +84,13 @@ const EOG_TEXTS: &[&str] = &[
 ];
 
 /// Roles whose token also ends generation.
-const EOG_ROLES: &[&str] = &["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id", "tokenizer.ggml.fim_pad_token_id", "tokenizer.ggml.fim_rep_token_id", "tokenizer.ggml.fim_sep_token_id"];
+const EOG_ROLES: &[&str] = &[
+    "tokenizer.ggml.eot_token_id",
+    "tokenizer.ggml.eom_token_id",
+    "tokenizer.ggml.fim_pad_token_id",
+    "tokenizer.ggml.fim_rep_token_id",
+    "tokenizer.ggml.fim_sep_token_id",
+];
 
 fn id_of(g: &GgufFile, key: &str, n: usize) -> Option<u32> {
     g.get(key).and_then(|v| v.as_u64()).filter(|&id| (id as usize) < n).map(|id| id as u32)
@@ -99,7 +132,8 @@ pub fn apply(g: &GgufFile, pieces: &[String], types: &mut [TokenType], eos: Opti
     eog.sort_unstable();
     eog.dedup();
     let in_eog = |t: &str| eog.iter().copied().find(|&id| pieces[id as usize] == t);
-    let (end, ret, call, calls, flush) = (in_eog("<|end|>"), in_eog("<|return|>"), in_eog("<|call|>"), in_eog("<|calls|>"), in_eog("<|flush|>"));
+    let (end, ret, call, calls, flush) =
+        (in_eog("<|end|>"), in_eog("<|return|>"), in_eog("<|call|>"), in_eog("<|calls|>"), in_eog("<|flush|>"));
     let (slash_s, tool_response) = (in_eog("</s>"), in_eog("<|tool_response>"));
     // o200k_harmony and solar-open: `<|end|>` does not end generation there.
     if let Some(end) = end.filter(|_| ret.is_some() && call.is_some() || calls.is_some() && flush.is_some()) {
@@ -147,7 +181,10 @@ mod tests {
     fn a_role_named_in_metadata_is_not_looked_up_by_text() {
         // The file names token 3 as its EOT: `<|eot_id|>` is then not forced by its text
         // as the EOT (it still ends generation through the EOG list).
-        let (types, eog) = run(&["<eos>", "<PRE>", "<|eot_id|>", "x"], &[("tokenizer.ggml.eot_token_id", 3), ("tokenizer.ggml.fim_pre_token_id", 1)]);
+        let (types, eog) = run(
+            &["<eos>", "<PRE>", "<|eot_id|>", "x"],
+            &[("tokenizer.ggml.eot_token_id", 3), ("tokenizer.ggml.fim_pre_token_id", 1)],
+        );
         assert_eq!(eog, [0, 2, 3]);
         assert_eq!(types[1], TokenType::UserDefined, "FIM prefix named by metadata keeps its type");
     }

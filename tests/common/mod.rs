@@ -13,8 +13,10 @@ pub struct RealModel {
     pub fixture: &'static str,
 }
 
-pub const SMOLLM2: RealModel = RealModel { name: "smollm2", file: "SmolLM2-135M-Instruct.Q4_1.gguf", fixture: "smollm2-135m-instruct-q4_1" };
-pub const GEMMA3: RealModel = RealModel { name: "gemma3", file: "gemma-3-270m-q4_k_m.gguf", fixture: "gemma-3-270m-q4_k_m" };
+pub const SMOLLM2: RealModel =
+    RealModel { name: "smollm2", file: "SmolLM2-135M-Instruct.Q4_1.gguf", fixture: "smollm2-135m-instruct-q4_1" };
+pub const GEMMA3: RealModel =
+    RealModel { name: "gemma3", file: "gemma-3-270m-q4_k_m.gguf", fixture: "gemma-3-270m-q4_k_m" };
 
 /// The cached model file. Missing models fail the test loudly: a test that cannot see
 /// its model has proven nothing.
@@ -91,7 +93,10 @@ pub fn missing(what: &str) {
     );
     let test = std::thread::current().name().unwrap_or("?").to_string();
     // The test binary's name without cargo's hash suffix: `zoo-0123abcd` → `zoo`.
-    let bin = std::env::args().next().and_then(|a| PathBuf::from(a).file_name().map(|f| f.to_string_lossy().into_owned())).unwrap_or_default();
+    let bin = std::env::args()
+        .next()
+        .and_then(|a| PathBuf::from(a).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_default();
     let bin = bin.rsplit_once('-').map_or(bin.as_str(), |(b, _)| b);
     let line = format!("{bin} {test}: {what}\n");
     eprintln!("SKIPPED ({ALLOW_SKIP}): {line}");
@@ -174,7 +179,13 @@ pub fn zoo_model(case: &str, file: &str) -> Option<PathBuf> {
 /// one by one; at each step compare our logits of llama.cpp's top-5 ids (`step_top5`, also
 /// teacher-forced on the greedy prefix) with its values. Returns the worst |difference| and
 /// the step where it happened; panics naming the step past `tol`.
-pub fn check_step_top5(exec: &mut dyn lanterna::generate::Executor, what: &str, prompt: &[u32], p: &Value, tol: f32) -> (f32, usize) {
+pub fn check_step_top5(
+    exec: &mut dyn lanterna::generate::Executor,
+    what: &str,
+    prompt: &[u32],
+    p: &Value,
+    tol: f32,
+) -> (f32, usize) {
     let greedy = ids(&p["greedy_ids"]);
     let steps = p["step_top5"].as_array().expect("step_top5");
     assert_eq!(steps.len(), greedy.len(), "{what}: one top-5 per greedy step");
@@ -185,7 +196,11 @@ pub fn check_step_top5(exec: &mut dyn lanterna::generate::Executor, what: &str, 
         for e in step.as_array().unwrap() {
             let (id, want) = (e[0].as_u64().unwrap() as usize, e[1].as_f64().unwrap() as f32);
             let d = (logits[id] - want).abs();
-            assert!(d <= tol, "{what}: step {i}, token {id}: logit {} vs llama.cpp {want} (|d| {d} > {tol})", logits[id]);
+            assert!(
+                d <= tol,
+                "{what}: step {i}, token {id}: logit {} vs llama.cpp {want} (|d| {d} > {tol})",
+                logits[id]
+            );
             if d > worst.0 {
                 worst = (d, i);
             }
@@ -228,7 +243,11 @@ pub fn weight_bytes_per_token(g: &lanterna::gguf::GgufFile) -> u64 {
     for t in &g.tensors {
         let n: u64 = t.dims.iter().product();
         let bytes = ggml_bytes(t.ty, n);
-        total += if t.name == "token_embd.weight" && g.tensor("output.weight").is_some() { bytes / t.dims[1] } else { bytes };
+        total += if t.name == "token_embd.weight" && g.tensor("output.weight").is_some() {
+            bytes / t.dims[1]
+        } else {
+            bytes
+        };
     }
     total
 }
