@@ -25,6 +25,10 @@ if [ -z "${LANTERNA_ZOO:-}" ] || [ ! -d "$LANTERNA_ZOO" ]; then
   echo "test.sh: no zoo found (set LANTERNA_ZOO or put shared/ beside the repository): the zoo tests will fail" >&2
 fi
 
+# Formatting and lints are part of the suite: a diff or a warning fails the run.
+cargo fmt --check
+cargo clippy --release --all-targets -- -D warnings
+
 # Mesa's device-select layer complains about XDG_RUNTIME_DIR on headless machines.
 export NODEVICE_SELECT=1
 cargo build --release --bins

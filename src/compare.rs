@@ -131,7 +131,7 @@ pub fn compare(cpu: &mut CpuModel, gpu: &mut GpuModel, tokens: &[u32], tol: Tole
                 layer: Some(layer),
                 max_abs: a,
                 nmse: n,
-                over: !(n <= tol.nmse),
+                over: n.is_nan() || n > tol.nmse,
             });
         }
     }
@@ -140,7 +140,7 @@ pub fn compare(cpu: &mut CpuModel, gpu: &mut GpuModel, tokens: &[u32], tol: Tole
         layer: None,
         max_abs: logit_worst.0,
         nmse: logit_worst.1,
-        over: !(logit_worst.1 <= tol.nmse),
+        over: logit_worst.1.is_nan() || logit_worst.1 > tol.nmse,
     });
     let first_over = tensors.iter().position(|r| r.over);
     let pass = first_over.is_none() && logits.iter().all(|l| !l.over);

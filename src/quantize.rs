@@ -40,7 +40,7 @@ pub struct TensorReport {
 /// The type a matrix with rows of `row_len` becomes when `target` is asked for:
 /// llama.cpp's fallbacks where the row is not a whole number of blocks.
 fn type_for_row(target: GgmlType, row_len: u64) -> GgmlType {
-    if row_len % target.block_size() == 0 {
+    if row_len.is_multiple_of(target.block_size()) {
         return target;
     }
     let fallback = match target {
@@ -49,7 +49,7 @@ fn type_for_row(target: GgmlType, row_len: u64) -> GgmlType {
         GgmlType::Q6K => GgmlType::Q8_0,
         _ => GgmlType::F16,
     };
-    if row_len % fallback.block_size() == 0 {
+    if row_len.is_multiple_of(fallback.block_size()) {
         fallback
     } else {
         GgmlType::F16

@@ -113,7 +113,7 @@ fn chunked_prefill_matches_token_by_token() {
     // Longer than two chunks, and not a multiple of the chunk size.
     let text = "The quick brown fox jumps over the lazy dog while the cat sleeps in the sun. ".repeat(9);
     let prompt = tok.encode(&text).unwrap();
-    assert!(prompt.len() > 2 * m.ubatch && prompt.len() % m.ubatch != 0, "{} tokens", prompt.len());
+    assert!(prompt.len() > 2 * m.ubatch && !prompt.len().is_multiple_of(m.ubatch), "{} tokens", prompt.len());
 
     let batched = m.prefill(&prompt, 0).unwrap().to_vec();
     let mut next = argmax(&batched);

@@ -41,7 +41,7 @@ fn a_context_too_large_for_the_adapter_is_refused_before_upload_and_the_hint_fit
     // The suggested context must itself load and run.
     let suggested = line.rsplit("--ctx ").next().unwrap().trim();
     let n: usize = suggested.parse().unwrap_or_else(|_| panic!("no --ctx figure in {line}"));
-    assert!(n >= 256 && n < 1_000_000_000, "{line}");
+    assert!((256..1_000_000_000).contains(&n), "{line}");
     let o = lanterna(&["run", "-m", TINY, "--device", "gpu", "--ctx", suggested, "-n", "1", "--temp", "0", "-p", "hi"]);
     assert!(o.status.success(), "--ctx {suggested}: {}", String::from_utf8_lossy(&o.stderr));
     println!("refused: {line}\nand --ctx {suggested} ran");

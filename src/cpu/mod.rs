@@ -130,12 +130,12 @@ impl Executor for CpuModel {
         };
         for (il, (lw, plan)) in self.w.layers.iter().zip(&c.layers).enumerate() {
             // Attention block.
-            xn.copy_from_slice(&x);
+            xn.copy_from_slice(x);
             ops::rms_norm(xn, &lw.attn_norm.data, c.rms_eps);
-            keep("attn_norm", il, &xn);
-            ops::matvec(&lw.attn_q.data, &xn, q);
-            ops::matvec(&lw.attn_k.data, &xn, k);
-            ops::matvec(&lw.attn_v.data, &xn, v);
+            keep("attn_norm", il, xn);
+            ops::matvec(&lw.attn_q.data, xn, q);
+            ops::matvec(&lw.attn_k.data, xn, k);
+            ops::matvec(&lw.attn_v.data, xn, v);
             for (out, bias) in [(&mut **q, &lw.attn_q_bias), (&mut **k, &lw.attn_k_bias), (&mut **v, &lw.attn_v_bias)] {
                 if let Some(b) = bias {
                     ops::add(out, &b.data);
@@ -148,11 +148,11 @@ impl Executor for CpuModel {
             let cs = ops::rope_cos_sin(c.n_rot, pos, plan.rope_base, plan.rope_scale, freq_factors, c.rope_attn_factor);
             ops::rope_with(q, c.head_dim, c.n_rot, &cs, c.rope_style);
             ops::rope_with(k, c.head_dim, c.n_rot, &cs, c.rope_style);
-            keep("q", il, &q);
-            keep("k", il, &k);
-            keep("v", il, &v);
-            self.k_cache[il].extend_from_slice(&k);
-            self.v_cache[il].extend_from_slice(&v);
+            keep("q", il, q);
+            keep("k", il, k);
+            keep("v", il, v);
+            self.k_cache[il].extend_from_slice(k);
+            self.v_cache[il].extend_from_slice(v);
             let first = plan.window.map_or(0, |w| (pos + 1).saturating_sub(w));
             for h in 0..c.n_head {
                 let kvh = h / group;
@@ -171,32 +171,32 @@ impl Executor for CpuModel {
                     &mut att[h * c.head_dim_v..(h + 1) * c.head_dim_v],
                 );
             }
-            keep("attn", il, &att);
-            ops::matvec(&lw.attn_output.data, &att, o);
+            keep("attn", il, att);
+            ops::matvec(&lw.attn_output.data, att, o);
             if let Some(n) = &lw.post_attn_norm {
                 ops::rms_norm(o, &n.data, c.rms_eps);
             }
-            keep("attn_out", il, &o);
-            ops::add(x, &o);
+            keep("attn_out", il, o);
+            ops::add(x, o);
 
             // Feed-forward block.
-            xn.copy_from_slice(&x);
+            xn.copy_from_slice(x);
             ops::rms_norm(xn, &lw.ffn_norm.data, c.rms_eps);
-            keep("ffn_norm", il, &xn);
-            ops::matvec(&lw.ffn_gate.data, &xn, gate);
-            ops::matvec(&lw.ffn_up.data, &xn, up);
-            ops::glu(gate, &up, c.act);
-            ops::matvec(&lw.ffn_down.data, &gate, o);
+            keep("ffn_norm", il, xn);
+            ops::matvec(&lw.ffn_gate.data, xn, gate);
+            ops::matvec(&lw.ffn_up.data, xn, up);
+            ops::glu(gate, up, c.act);
+            ops::matvec(&lw.ffn_down.data, gate, o);
             if let Some(n) = &lw.post_ffn_norm {
                 ops::rms_norm(o, &n.data, c.rms_eps);
             }
-            keep("ffn_out", il, &o);
-            ops::add(x, &o);
-            keep("residual", il, &x);
+            keep("ffn_out", il, o);
+            ops::add(x, o);
+            keep("residual", il, x);
         }
         self.capture = cap;
         ops::rms_norm(x, &self.w.output_norm.data, c.rms_eps);
-        ops::matvec(&self.w.lm_head().data, &x, &mut self.logits);
+        ops::matvec(&self.w.lm_head().data, x, &mut self.logits);
         if let Some(cap) = c.final_softcap {
             ops::softcap(&mut self.logits, cap);
         }

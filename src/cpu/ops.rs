@@ -269,7 +269,7 @@ mod tests {
             let (a, b) = pair(0);
             let ang = x[b].atan2(x[a]) - orig[b].atan2(orig[a]);
             let d = (ang - 7.0).rem_euclid(std::f32::consts::TAU);
-            assert!(d < 1e-4 || d > std::f32::consts::TAU - 1e-4, "{style:?}: turned by {ang}");
+            assert!(!(1e-4..=std::f32::consts::TAU - 1e-4).contains(&d), "{style:?}: turned by {ang}");
             // Position 0 is the identity.
             let mut y = orig.clone();
             rope(&mut y, hd, n_rot, 0, 10000.0, 1.0, None, style);

@@ -278,7 +278,7 @@ impl Builder<'_> {
         let groups = Groups::PerToken { x: n_head, per: 1 };
         // The subgroup variant shares the query and the weights through broadcasts; it
         // reads head_dim in steps of 8 and needs subgroups of 8 (as the prompt matmul).
-        let kernel = if self.kernels.matmul_x == MatmulX::Subgroup && p.head_dim % 8 == 0 {
+        let kernel = if self.kernels.matmul_x == MatmulX::Subgroup && p.head_dim.is_multiple_of(8) {
             Kernel::AttentionSubgroup
         } else {
             Kernel::Attention

@@ -121,7 +121,7 @@ impl MemoryPlan {
             }
             Ok(())
         })?;
-        weights.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        weights.sort_by_key(|w| std::cmp::Reverse(w.bytes));
         items.extend(weights);
 
         let item = |what: String, category, count: u64, each: u64, per_position: u64| PlanItem {

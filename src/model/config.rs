@@ -163,7 +163,7 @@ impl Config {
             ));
         }
         let n_rot = g.get_u64_or(&key(&name, "rope.dimension_count"), head_dim as u64)? as usize;
-        if n_rot > head_dim || n_rot % 2 != 0 {
+        if n_rot > head_dim || !n_rot.is_multiple_of(2) {
             return Err(Error::metadata(
                 key(&name, "rope.dimension_count"),
                 format!("{n_rot} must be even and at most the head width {head_dim}"),

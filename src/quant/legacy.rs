@@ -115,8 +115,8 @@ impl Block for BlockQ8_0 {
     const WEIGHTS: usize = QK;
     fn dequantize(&self, y: &mut [f32]) {
         let d = f16le(self.d);
-        for j in 0..QK {
-            y[j] = self.qs[j] as f32 * d;
+        for (yj, &q) in y.iter_mut().zip(&self.qs) {
+            *yj = q as f32 * d;
         }
     }
 }

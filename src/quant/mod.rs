@@ -163,7 +163,7 @@ impl GgmlType {
 
     /// Bytes of a row of `n` weights, or None if `n` is not a whole number of blocks.
     pub fn row_bytes(self, n: u64) -> Option<u64> {
-        if n % self.block_size() != 0 {
+        if !n.is_multiple_of(self.block_size()) {
             return None;
         }
         (n / self.block_size()).checked_mul(self.type_size())
@@ -206,7 +206,7 @@ impl std::fmt::Display for GgmlType {
 pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) -> Result<()> {
     let bs = ty.block_size() as usize;
     let ts = ty.type_size() as usize;
-    if data.len() % ts != 0 || data.len() / ts * bs != out.len() {
+    if !data.len().is_multiple_of(ts) || data.len() / ts * bs != out.len() {
         return Err(Error::Usage(format!("dequantize {ty}: {} bytes do not make {} values", data.len(), out.len())));
     }
     match ty {

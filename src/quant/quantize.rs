@@ -43,7 +43,7 @@ pub const QUANTIZE_TYPES: [GgmlType; 8] = [
 /// Quantize `x` (a whole number of blocks of `ty`) into `ty`'s bytes.
 pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
     let bs = ty.block_size() as usize;
-    if x.len() % bs != 0 {
+    if !x.len().is_multiple_of(bs) {
         return Err(Error::Usage(format!("{} values are not a whole number of {ty} blocks of {bs}", x.len())));
     }
     let mut out = vec![0u8; x.len() / bs * ty.type_size() as usize];
