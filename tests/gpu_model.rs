@@ -55,12 +55,7 @@ fn check(m: &RealModel) {
         assert!(max_d <= GPU_CPU_LOGIT_TOL, "{} {pid}: GPU and CPU first-position logits differ by {max_d}", m.name);
 
         // Against llama.cpp's exact math.
-        let top20: Vec<(u32, f32)> = p["top20_first"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e[0].as_u64().unwrap() as u32, e[1].as_f64().unwrap() as f32))
-            .collect();
+        let top20 = top20_first(&p);
         assert_eq!(argmax(&on_gpu.first_logits), top20[0].0, "{} {pid}: first-position argmax", m.name);
         for &(id, want) in &top20 {
             let d = (on_gpu.first_logits[id as usize] - want).abs();

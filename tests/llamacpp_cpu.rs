@@ -42,12 +42,7 @@ fn check_model(m: &RealModel) {
         assert_eq!(gen.tokens.len(), N_GEN);
 
         // First-position logits: same argmax, top-20 within tolerance.
-        let top20: Vec<(u32, f32)> = p["top20_first"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e[0].as_u64().unwrap() as u32, e[1].as_f64().unwrap() as f32))
-            .collect();
+        let top20 = top20_first(&p);
         assert_eq!(argmax(&gen.first_logits), top20[0].0, "{} {pid}: first-position argmax", m.name);
         let mut worst = 0f32;
         for &(id, want) in &top20 {

@@ -161,39 +161,28 @@ fn quantize_command_sizes_costs_and_gpu_run() {
             assert!(n < 7e-3, "{name}: logits NMSE {n}");
         }
         if ty == GgmlType::Q8_0 && gpu().is_some() {
-            let o = lanterna(&[
-                "run",
-                "-m",
-                out.to_str().unwrap(),
-                "--device",
-                "gpu",
-                "--temp",
-                "0",
-                "-n",
-                "8",
-                "--ignore-eos",
-                "--json",
-                "-p",
-                prompt,
-            ]);
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            let gpu_run: Value = serde_json::from_slice(&o.stdout).unwrap();
-            let o = lanterna(&[
-                "run",
-                "-m",
-                out.to_str().unwrap(),
-                "--device",
-                "cpu",
-                "--temp",
-                "0",
-                "-n",
-                "8",
-                "--ignore-eos",
-                "--json",
-                "-p",
-                prompt,
-            ]);
-            let cpu_run: Value = serde_json::from_slice(&o.stdout).unwrap();
+            let run_on = |device: &str| -> Value {
+                let path = out.to_str().unwrap();
+                let args = [
+                    "run",
+                    "-m",
+                    path,
+                    "--device",
+                    device,
+                    "--temp",
+                    "0",
+                    "-n",
+                    "8",
+                    "--ignore-eos",
+                    "--json",
+                    "-p",
+                    prompt,
+                ];
+                let o = lanterna(&args);
+                assert!(o.status.success(), "{device}: {}", String::from_utf8_lossy(&o.stderr));
+                serde_json::from_slice(&o.stdout).unwrap()
+            };
+            let (gpu_run, cpu_run) = (run_on("gpu"), run_on("cpu"));
             assert_eq!(gpu_run["tokens"], cpu_run["tokens"], "the quantized file on the GPU follows the CPU path");
             println!("q8_0 on the GPU: {} tokens, same as the CPU: {}", ids(&gpu_run["tokens"]).len(), gpu_run["text"]);
         }

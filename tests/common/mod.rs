@@ -263,3 +263,14 @@ pub fn step_top5_tol(m: &RealModel) -> f32 {
         _ => 0.03,
     }
 }
+
+/// A prompt record's `top20_first`: (id, logit) of llama.cpp's 20 largest logits at the last
+/// prompt position, largest first.
+pub fn top20_first(p: &Value) -> Vec<(u32, f32)> {
+    p["top20_first"]
+        .as_array()
+        .expect("top20_first")
+        .iter()
+        .map(|e| (e[0].as_u64().unwrap() as u32, e[1].as_f64().unwrap() as f32))
+        .collect()
+}
