@@ -153,11 +153,10 @@ fn profile_checks(m: &RealModel) {
 /// weight-reading kernel reports exactly the bytes of its tensor (from the file's tensor
 /// table, `common::ggml_bytes`) plus its f32 input, and its f32 output.
 fn check_trace_covers_dispatches_and_counts_bytes(m: &RealModel, slices: &[&Value], n_tokens: usize) {
-    use lanterna::gpu::model::Segment;
     let g = GgufFile::open(model_path(m)).unwrap();
     let cfg = Config::from_gguf(&g).unwrap();
     let gm = GpuModel::load_on(gpu().unwrap(), &g, cfg, 64).unwrap();
-    let dispatches: usize = gm.segments.iter().map(|s| if let Segment::Pass(ds) = s { ds.len() } else { 0 }).sum();
+    let dispatches = gm.programs.decode.dispatches().count();
     assert_eq!(slices.len(), dispatches * n_tokens, "{}: one timed slice per dispatch per token", m.name);
     let tensor = |name: &str| {
         let t = g

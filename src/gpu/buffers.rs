@@ -3,7 +3,30 @@
 
 use super::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
+use crate::model::{Config, ModelWeights};
 use crate::quant::GgmlType;
+
+/// Every weight of the model uploaded as its file bytes; also the bytes uploaded.
+pub fn upload_weights(ctx: &GpuContext, g: &GgufFile, cfg: &Config) -> Result<(ModelWeights<GpuTensor>, u64)> {
+    // Each upload goes through a staging copy that wgpu frees only once the queue has
+    // moved on: flushing every UPLOAD_FLUSH_BYTES keeps the peak near the plan's total
+    // instead of twice the weights.
+    const UPLOAD_FLUSH_BYTES: u64 = 64 << 20;
+    let (mut total, mut pending) = (0u64, 0u64);
+    let weights = ModelWeights::load(cfg, g, |t| {
+        total += t.n_bytes;
+        pending += t.n_bytes;
+        let w = GpuTensor::upload(ctx, &t.name, t.ty, t.row_len(), t.n_rows(), g.tensor_data(t))?;
+        if pending >= UPLOAD_FLUSH_BYTES {
+            pending = 0;
+            ctx.queue.submit([]);
+            ctx.wait("the upload")?;
+        }
+        Ok(w)
+    })?;
+    Ok((weights, total))
+}
 
 /// A contiguous run of rows of a tensor, in its own buffer.
 pub struct Part {
@@ -122,9 +145,7 @@ pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, out: &mut [f32]) -
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    ctx.device
-        .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
-        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+    ctx.wait("the GPU")?;
     rx.recv()
         .map_err(|_| Error::Gpu("the readback callback never ran".into()))?
         .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;

@@ -57,7 +57,7 @@ impl Builder<'_> {
     }
 
     /// Tokens each dispatch is sized for (1 when decoding).
-    fn tokens(&self) -> u32 {
+    pub fn tokens(&self) -> u32 {
         self.batch.map_or(1, |b| b.max_tokens)
     }
 
@@ -350,21 +350,19 @@ impl Builder<'_> {
 /// Run dispatches once in one pass and wait (tests and one-off work).
 pub fn run_once(ctx: &GpuContext, step: &wgpu::Buffer, s: Step, dispatches: &[Dispatch]) -> Result<()> {
     ctx.queue.write_buffer(step, 0, bytemuck::bytes_of(&s));
-    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        for d in dispatches {
-            d.record(&mut pass);
+    let names = || dispatches.iter().map(|d| d.kernel.name()).collect::<Vec<_>>().join(", ");
+    let rejected = |e: wgpu::Error| crate::Error::Kernel { kernel: names(), msg: e.to_string() };
+    let submit = || {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for d in dispatches {
+                d.record(&mut pass);
+            }
         }
-    }
-    ctx.queue.submit(std::iter::once(enc.finish()));
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        let names: Vec<String> = dispatches.iter().map(|d| d.kernel.name()).collect();
-        return Err(crate::Error::Kernel { kernel: names.join(", "), msg: e.to_string() });
-    }
-    ctx.device
-        .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
-        .map_err(|e| crate::Error::Gpu(format!("waiting for the GPU: {e}")))?;
-    Ok(())
+        ctx.queue.submit([enc.finish()]);
+        Ok(())
+    };
+    ctx.scoped(wgpu::ErrorFilter::Validation, submit, rejected)?;
+    ctx.wait("the GPU")
 }

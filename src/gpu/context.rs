@@ -184,6 +184,44 @@ impl GpuContext {
         }
     }
 
+    /// Wait until the GPU has finished everything submitted; `what` names the work in the error.
+    pub fn wait(&self, what: &str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for {what}: {e}")))
+    }
+
+    /// Run `f` under a wgpu error scope of `filter`: an error wgpu reports meanwhile becomes
+    /// `to_error(e)` instead of reaching the uncaptured-error handler.
+    pub fn scoped<T>(
+        &self,
+        filter: wgpu::ErrorFilter,
+        f: impl FnOnce() -> Result<T>,
+        to_error: impl FnOnce(wgpu::Error) -> Error,
+    ) -> Result<T> {
+        let scope = self.device.push_error_scope(filter);
+        let r = f();
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(to_error(e)),
+            None => r,
+        }
+    }
+
+    /// Submit `cmd` after checking the device's health; validation errors and running out
+    /// of memory become errors naming `what`.
+    pub fn submit(&self, cmd: wgpu::CommandBuffer, what: &str) -> Result<()> {
+        self.check_health()?;
+        let oom = |e| Error::Gpu(format!("out of GPU memory during {what}: {e}"));
+        let invalid = |e| Error::Gpu(format!("{what} rejected: {e}"));
+        self.scoped(
+            wgpu::ErrorFilter::OutOfMemory,
+            || self.scoped(wgpu::ErrorFilter::Validation, || Ok(self.queue.submit([cmd])), invalid),
+            oom,
+        )?;
+        Ok(())
+    }
+
     pub fn describe(&self) -> String {
         format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
     }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;
 
@@ -170,7 +171,7 @@ impl Kernels {
     }
 
     /// The kernel variants that suit the device best.
-    pub fn for_device(ctx: &super::GpuContext) -> Self {
+    pub fn for_device(ctx: &GpuContext) -> Self {
         Kernels {
             matvec_tpr: default_matvec_tpr(&ctx.info),
             matmul_x: MatmulX::for_adapter(&ctx.info, ctx.features),
@@ -221,7 +222,7 @@ impl Kernels {
     }
 }
 
-pub fn uniform<T: bytemuck::Pod>(ctx: &super::GpuContext, label: &str, v: &T) -> wgpu::Buffer {
+pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, v: &T) -> wgpu::Buffer {
     ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents: bytemuck::bytes_of(v),

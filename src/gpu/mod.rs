@@ -1,14 +1,22 @@
-//! The GPU executor: wgpu context, weight upload, WGSL kernels and the per-token step.
+//! The GPU executor: wgpu context, weight upload, WGSL kernels, and the recipe recorded
+//! as programs of dispatches that every step replays.
+//!
+//! context → buffers (weights) + state (activations, KV cache, tables) → builder (one
+//! kernel's dispatch) → record (the recipe's ops as dispatches) → program (segments and the
+//! walker) → executor (`GpuModel`); profile and capture are walk hooks.
 
 pub mod buffers;
 pub mod builder;
 pub mod capture;
 pub mod context;
+pub mod executor;
 pub mod kernels;
-pub mod model;
 pub mod params;
 pub mod plan;
 pub mod profile;
+pub mod program;
+pub mod record;
+pub mod state;
 
 pub use context::{AdapterChoice, GpuContext};
-pub use model::GpuModel;
+pub use executor::GpuModel;

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
-use crate::model::{Config, ModelWeights};
+use crate::model::{Act, Config, ModelWeights};
 use crate::quant::GgmlType;
 
 /// Tokens per prompt chunk (the `ubatch`), at most.
@@ -56,21 +56,11 @@ pub struct MemoryPlan {
     pub items: Vec<PlanItem>,
 }
 
-/// Floats of each activation buffer for steps of `tokens` tokens (the GPU executor's
-/// `Acts`), in its field order.
-pub fn activation_floats(c: &Config, tokens: usize, n_ctx: usize) -> [(&'static str, usize); 10] {
-    [
-        ("x", tokens * c.n_embd),
-        ("xn", tokens * c.n_embd),
-        ("q", tokens * c.q_dim()),
-        ("k", tokens * c.k_dim()),
-        ("v", tokens * c.v_dim()),
-        ("att", tokens * c.n_head * c.head_dim_v),
-        ("o", tokens * c.n_embd),
-        ("gate", tokens * c.n_ff),
-        ("up", tokens * c.n_ff),
-        ("scores", tokens * c.n_head * n_ctx),
-    ]
+/// Floats of each activation buffer for steps of `tokens` tokens (`Act::LAYER`, then the
+/// attention scores), as `state.rs` allocates them.
+pub fn activation_floats(c: &Config, tokens: usize, n_ctx: usize) -> Vec<(&'static str, usize)> {
+    let layer = Act::LAYER.iter().map(|a| (a.name(), tokens * a.width(c)));
+    layer.chain([("scores", tokens * c.n_head * n_ctx)]).collect()
 }
 
 /// The prompt chunk size for a context: 64, or less for a tiny context (a multiple of 8).
@@ -91,93 +81,91 @@ fn f32_bytes(n: usize) -> u64 {
     (n.max(1) * 4) as u64
 }
 
+/// `count` buffers of `each` bytes, each bound whole.
+fn item(what: String, category: Category, count: u64, each: u64, per_position: u64) -> PlanItem {
+    PlanItem {
+        what,
+        category,
+        count,
+        bytes: count * each,
+        largest: each,
+        bound_whole: true,
+        per_position,
+        ty: None,
+        elements: 0,
+    }
+}
+
+/// Weights by type, as the loader hands them over (fused tensors as their parts), largest first.
+fn weight_items(g: &GgufFile, c: &Config) -> Result<Vec<PlanItem>> {
+    let mut weights: Vec<PlanItem> = Vec::new();
+    ModelWeights::load(c, g, |t| {
+        let row =
+            t.ty.row_bytes(t.row_len() as u64)
+                .ok_or_else(|| Error::tensor(&t.name, "row is not a whole number of blocks"))?;
+        match weights.iter_mut().find(|w| w.ty == Some(t.ty)) {
+            Some(w) => {
+                w.count += 1;
+                w.bytes += t.n_bytes;
+                w.elements += t.n_elements;
+                w.largest = w.largest.max(row);
+            }
+            None => weights.push(PlanItem {
+                what: format!("{} weights", t.ty),
+                category: Category::Weights,
+                count: 1,
+                bytes: t.n_bytes,
+                largest: row,
+                bound_whole: false,
+                per_position: 0,
+                ty: Some(t.ty),
+                elements: t.n_elements,
+            }),
+        }
+        Ok(())
+    })?;
+    weights.sort_by_key(|w| std::cmp::Reverse(w.bytes));
+    Ok(weights)
+}
+
+/// The KV cache and the activations of a decoding step and of a prompt chunk.
+fn step_items(c: &Config, n_ctx: usize, ubatch: usize) -> Vec<PlanItem> {
+    let n_layer = c.n_layer as u64;
+    let mut items = Vec::new();
+    for (what, width) in [("K cache, one buffer per layer", c.k_dim()), ("V cache, one buffer per layer", c.v_dim())] {
+        items.push(item(what.into(), Category::KvCache, n_layer, f32_bytes(n_ctx * width), (width * 4) as u64));
+    }
+    for (tokens, step) in [(1, "decoding"), (ubatch, "prompt chunk")] {
+        for (name, floats) in activation_floats(c, tokens, n_ctx) {
+            let per_pos = if name == "scores" { (tokens * c.n_head * 4) as u64 } else { 0 };
+            let what = format!("{name} ({step}, {tokens} tokens)");
+            items.push(item(what, Category::Activations, 1, f32_bytes(floats), per_pos));
+        }
+    }
+    items
+}
+
+/// Prompt-chunk scratch, RoPE tables, token ids, logits and their readback.
+fn other_items(c: &Config, n_ctx: usize, ubatch: usize) -> Vec<PlanItem> {
+    let widest = c.n_embd.max(c.n_head * c.head_dim_v).max(c.n_ff);
+    let (n_tables, table) = (rope_tables(c) as u64, f32_bytes(n_ctx * c.n_rot));
+    let mut staging = item("logits readback".into(), Category::Other, 1, (c.n_vocab * 4).max(4) as u64, 0);
+    staging.bound_whole = false;
+    vec![
+        item("prompt chunk, column-major".into(), Category::Other, 1, f32_bytes(widest * ubatch), 0),
+        item("chunk token ids".into(), Category::Other, 1, (ubatch * 4) as u64, 0),
+        item("RoPE cos/sin tables".into(), Category::Other, n_tables, table, (c.n_rot * 4) as u64),
+        item("logits".into(), Category::Other, 1, f32_bytes(c.n_vocab), 0),
+        staging,
+    ]
+}
+
 impl MemoryPlan {
     pub fn new(g: &GgufFile, c: &Config, n_ctx: usize) -> Result<Self> {
-        let mut items = Vec::new();
-        // Weights by type, as the loader hands them over (fused tensors as their parts).
-        let mut weights: Vec<PlanItem> = Vec::new();
-        ModelWeights::load(c, g, |t| {
-            let row =
-                t.ty.row_bytes(t.row_len() as u64)
-                    .ok_or_else(|| Error::tensor(&t.name, "row is not a whole number of blocks"))?;
-            match weights.iter_mut().find(|w| w.ty == Some(t.ty)) {
-                Some(w) => {
-                    w.count += 1;
-                    w.bytes += t.n_bytes;
-                    w.elements += t.n_elements;
-                    w.largest = w.largest.max(row);
-                }
-                None => weights.push(PlanItem {
-                    what: format!("{} weights", t.ty),
-                    category: Category::Weights,
-                    count: 1,
-                    bytes: t.n_bytes,
-                    largest: row,
-                    bound_whole: false,
-                    per_position: 0,
-                    ty: Some(t.ty),
-                    elements: t.n_elements,
-                }),
-            }
-            Ok(())
-        })?;
-        weights.sort_by_key(|w| std::cmp::Reverse(w.bytes));
-        items.extend(weights);
-
-        let item = |what: String, category, count: u64, each: u64, per_position: u64| PlanItem {
-            what,
-            category,
-            count,
-            bytes: count * each,
-            largest: each,
-            bound_whole: true,
-            per_position,
-            ty: None,
-            elements: 0,
-        };
-        let n_layer = c.n_layer as u64;
-        items.push(item(
-            "K cache, one buffer per layer".into(),
-            Category::KvCache,
-            n_layer,
-            f32_bytes(n_ctx * c.k_dim()),
-            (c.k_dim() * 4) as u64,
-        ));
-        items.push(item(
-            "V cache, one buffer per layer".into(),
-            Category::KvCache,
-            n_layer,
-            f32_bytes(n_ctx * c.v_dim()),
-            (c.v_dim() * 4) as u64,
-        ));
-
         let ubatch = ubatch_for(n_ctx);
-        for (tokens, step) in [(1, "decoding"), (ubatch, "prompt chunk")] {
-            for (name, floats) in activation_floats(c, tokens, n_ctx) {
-                let per_pos = if name == "scores" { (tokens * c.n_head * 4) as u64 } else { 0 };
-                items.push(item(
-                    format!("{name} ({step}, {tokens} tokens)"),
-                    Category::Activations,
-                    1,
-                    f32_bytes(floats),
-                    per_pos,
-                ));
-            }
-        }
-        let widest = c.n_embd.max(c.n_head * c.head_dim_v).max(c.n_ff);
-        items.push(item("prompt chunk, column-major".into(), Category::Other, 1, f32_bytes(widest * ubatch), 0));
-        items.push(item("chunk token ids".into(), Category::Other, 1, (ubatch * 4) as u64, 0));
-        items.push(item(
-            "RoPE cos/sin tables".into(),
-            Category::Other,
-            rope_tables(c) as u64,
-            f32_bytes(n_ctx * c.n_rot),
-            (c.n_rot * 4) as u64,
-        ));
-        items.push(item("logits".into(), Category::Other, 1, f32_bytes(c.n_vocab), 0));
-        let mut staging = item("logits readback".into(), Category::Other, 1, (c.n_vocab * 4).max(4) as u64, 0);
-        staging.bound_whole = false;
-        items.push(staging);
+        let mut items = weight_items(g, c)?;
+        items.extend(step_items(c, n_ctx, ubatch));
+        items.extend(other_items(c, n_ctx, ubatch));
         Ok(MemoryPlan { n_ctx, ubatch, items })
     }
 

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::buffers::{read_staging, staging_buffer};
 use super::context::GpuContext;
-use super::kernels::{bind, Kernel, Kernels};
-use super::model::{GpuModel, Segment};
+use super::kernels::{bind, Dispatch, Kernel, Kernels};
+use super::program::{Hooks, Isolation, Program};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +95,39 @@ impl Profiler {
         Ok(Profiler { mode, query_set, resolve, readback, period_ns: ctx.queue.get_timestamp_period() as f64 })
     }
 
+    /// The walk hooks that time one step.
+    pub fn step(&self) -> ProfileStep<'_> {
+        ProfileStep { prof: self, next_query: 0, brackets: Vec::new(), cpu: Vec::new(), t0: Instant::now() }
+    }
+
+    /// After the walk: resolve the step's timestamps for reading back.
+    pub fn finish(&self, enc: &mut wgpu::CommandEncoder, step: &ProfileStep) {
+        let q = step.next_query;
+        if let (Some(qs), Some(resolve), Some(readback), true) = (&self.query_set, &self.resolve, &self.readback, q > 0)
+        {
+            enc.resolve_query_set(qs, 0..q, resolve, 0);
+            enc.copy_buffer_to_buffer(resolve, 0, readback, 0, q as u64 * 8);
+        }
+    }
+
+    /// Each dispatch's start and duration, after the step's submit.
+    pub fn timings(&self, ctx: &GpuContext, step: ProfileStep, program: &Program, n_pos: u32) -> Result<Vec<OpTiming>> {
+        let spans = match self.mode {
+            TimingMode::CpuSubmitPerOp => step.cpu,
+            _ => {
+                let ns = self.read_ticks(ctx, step.next_query)?;
+                let t0 = ns.first().copied().unwrap_or(0.0);
+                let at = |q: u32| ns.get(q as usize).copied().unwrap_or(t0);
+                step.brackets.iter().map(|&(a, b)| (at(a) - t0, (at(b) - at(a)).max(0.0))).collect()
+            }
+        };
+        let timing = |(d, (start_ns, dur_ns)): (&Dispatch, (f64, f64))| {
+            let (read, written) = d.traffic.at(n_pos);
+            OpTiming { label: d.label.clone(), kernel: d.kernel.name(), start_ns, dur_ns, read, written }
+        };
+        Ok(program.dispatches().zip(spans).map(timing).collect())
+    }
+
     fn read_ticks(&self, ctx: &GpuContext, n: u32) -> Result<Vec<f64>> {
         let (Some(rb), true) = (&self.readback, n > 0) else { return Ok(Vec::new()) };
         // Two f32 slots per u64 timestamp.
@@ -105,133 +138,67 @@ impl Profiler {
     }
 }
 
-impl GpuModel {
-    /// Time every dispatch of the following forward steps (see `take_timings`).
-    pub fn enable_profiling(&mut self) -> Result<TimingMode> {
-        let n = self.segments.iter().map(|s| if let Segment::Pass(d) = s { d.len() } else { 0 }).sum();
-        let p = Profiler::new(&self.ctx, n)?;
-        let mode = p.mode;
-        self.profiler = Some(p);
-        Ok(mode)
-    }
+/// One profiled step in progress: the queries used so far and which bracket each
+/// dispatch, or (CPU clock) each dispatch's start and duration.
+pub struct ProfileStep<'a> {
+    prof: &'a Profiler,
+    next_query: u32,
+    brackets: Vec<(u32, u32)>,
+    cpu: Vec<(f64, f64)>,
+    t0: Instant,
+}
 
-    /// One token's step with every dispatch timed; fills `self.last_timings`.
-    pub(crate) fn step_profiled(&mut self, pos: usize) -> Result<()> {
-        let Some(prof) = &self.profiler else { return Err(Error::Gpu("profiling is not enabled".into())) };
-        let n_pos = pos as u32 + 1;
-        let mut timings = Vec::new();
-        let ops: Vec<&super::kernels::Dispatch> = self
-            .segments
-            .iter()
-            .flat_map(|s| match s {
-                Segment::Pass(d) => d.iter().collect::<Vec<_>>(),
-                _ => Vec::new(),
-            })
-            .collect();
-        let mk = |i: usize, start: f64, dur: f64| {
-            let d = ops[i];
-            let (read, written) = d.traffic.at(n_pos);
-            OpTiming { label: d.label.clone(), kernel: d.kernel.name(), start_ns: start, dur_ns: dur, read, written }
-        };
-        match prof.mode {
-            TimingMode::CpuSubmitPerOp => {
-                let t0 = Instant::now();
-                let mut i = 0;
-                for seg in &self.segments {
-                    match seg {
-                        Segment::CopyKv { src, dst, bytes } => {
-                            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-                            enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes);
-                            self.ctx.queue.submit(std::iter::once(enc.finish()));
-                        }
-                        Segment::CopyLastRow { .. } => {}
-                        Segment::Pass(ds) => {
-                            for d in ds {
-                                let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-                                d.record(&mut enc.begin_compute_pass(&Default::default()));
-                                let start = t0.elapsed().as_secs_f64() * 1e9;
-                                self.ctx.queue.submit(std::iter::once(enc.finish()));
-                                self.ctx
-                                    .device
-                                    .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
-                                    .map_err(|e| Error::Gpu(format!("waiting for {}: {e}", d.label)))?;
-                                timings.push(mk(i, start, t0.elapsed().as_secs_f64() * 1e9 - start));
-                                i += 1;
-                            }
-                        }
-                    }
-                }
-                let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-                enc.copy_buffer_to_buffer(&self.acts_logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
-                self.ctx.queue.submit(std::iter::once(enc.finish()));
-            }
-            mode => {
-                let qs = prof.query_set.as_ref().ok_or_else(|| Error::Gpu("no query set".into()))?;
-                let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-                let mut q = 0u32;
-                // Which query brackets each dispatch: (start index, end index).
-                let mut brackets = Vec::new();
-                for seg in &self.segments {
-                    match seg {
-                        Segment::CopyKv { src, dst, bytes } => {
-                            enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, *bytes)
-                        }
-                        Segment::CopyLastRow { .. } => {}
-                        Segment::Pass(ds) if mode == TimingMode::InsidePasses => {
-                            let mut pass = enc.begin_compute_pass(&Default::default());
-                            for d in ds {
-                                pass.write_timestamp(qs, q);
-                                d.record(&mut pass);
-                                brackets.push((q, q + 1));
-                                q += 1;
-                            }
-                            pass.write_timestamp(qs, q);
-                            q += 1;
-                        }
-                        Segment::Pass(ds) => {
-                            for d in ds {
-                                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                                    label: Some(&d.label),
-                                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                                        query_set: qs,
-                                        beginning_of_pass_write_index: Some(q),
-                                        end_of_pass_write_index: Some(q + 1),
-                                    }),
-                                });
-                                d.record(&mut pass);
-                                brackets.push((q, q + 1));
-                                q += 2;
-                            }
-                        }
-                    }
-                }
-                let (Some(resolve), Some(readback)) = (&prof.resolve, &prof.readback) else {
-                    return Err(Error::Gpu("no query buffers".into()));
-                };
-                enc.resolve_query_set(qs, 0..q, resolve, 0);
-                enc.copy_buffer_to_buffer(resolve, 0, readback, 0, q as u64 * 8);
-                enc.copy_buffer_to_buffer(&self.acts_logits, 0, &self.staging, 0, (self.cfg.n_vocab * 4) as u64);
-                let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-                self.ctx.queue.submit(std::iter::once(enc.finish()));
-                if let Some(e) = pollster::block_on(scope.pop()) {
-                    return Err(Error::Gpu(format!("profiled step rejected: {e}")));
-                }
-                let ns = prof.read_ticks(&self.ctx, q)?;
-                let t0 = ns.first().copied().unwrap_or(0.0);
-                for (i, (a, b)) in brackets.into_iter().enumerate() {
-                    let (s, e) = (ns[a as usize], ns[b as usize]);
-                    timings.push(mk(i, s - t0, (e - s).max(0.0)));
-                }
-            }
+impl ProfileStep<'_> {
+    fn query(&mut self) -> u32 {
+        self.next_query += 1;
+        self.next_query - 1
+    }
+}
+
+impl Hooks for ProfileStep<'_> {
+    fn isolation(&self) -> Isolation {
+        match self.prof.mode {
+            TimingMode::InsidePasses => Isolation::None,
+            TimingMode::PassPerOp => Isolation::Pass,
+            TimingMode::CpuSubmitPerOp => Isolation::Submit,
         }
-        read_staging(&self.ctx, &self.staging, &mut self.logits)?;
-        self.last_timings = timings;
-        Ok(())
     }
 
-    /// The timings of the last profiled step.
-    pub fn take_timings(&mut self) -> Vec<OpTiming> {
-        std::mem::take(&mut self.last_timings)
+    /// InsidePasses: a timestamp before each dispatch, and one at the pass's end.
+    fn before_dispatch(&mut self, pass: &mut wgpu::ComputePass<'_>, _d: &Dispatch) {
+        if let Some(qs) = &self.prof.query_set {
+            let q = self.query();
+            pass.write_timestamp(qs, q);
+            self.brackets.push((q, q + 1));
+        }
+    }
+
+    fn end_pass(&mut self, pass: &mut wgpu::ComputePass<'_>) {
+        if let Some(qs) = &self.prof.query_set {
+            let q = self.query();
+            pass.write_timestamp(qs, q);
+        }
+    }
+
+    /// PassPerOp: the pass's start and end.
+    fn pass_timestamps(&mut self, _d: &Dispatch) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
+        let (a, b) = (self.query(), self.query());
+        self.brackets.push((a, b));
+        let qs = self.prof.query_set.as_ref()?;
+        Some(wgpu::ComputePassTimestampWrites {
+            query_set: qs,
+            beginning_of_pass_write_index: Some(a),
+            end_of_pass_write_index: Some(b),
+        })
+    }
+
+    /// CpuSubmitPerOp: the wall time from submit to done.
+    fn submit_one(&mut self, ctx: &GpuContext, cmd: wgpu::CommandBuffer, d: &Dispatch) -> Result<()> {
+        let start = self.t0.elapsed().as_secs_f64() * 1e9;
+        ctx.queue.submit([cmd]);
+        ctx.wait(&d.label)?;
+        self.cpu.push((start, self.t0.elapsed().as_secs_f64() * 1e9 - start));
+        Ok(())
     }
 }
 
@@ -244,7 +211,7 @@ pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
     let y = super::buffers::f32_buffer(ctx, "stream y", n);
     let bind_group = bind(&ctx.device, &pipeline, "stream", &[(0, &x), (1, &y)]);
     let bytes = n as u64 * 4;
-    let d = super::kernels::Dispatch {
+    let d = Dispatch {
         kernel: Kernel::Stream,
         label: "stream".into(),
         pipeline,
@@ -260,17 +227,12 @@ pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
 /// Median seconds of one run of `dispatches` over `reps` timed runs (each its own pass and
 /// submit, after one warm-up), from GPU timestamps where the adapter has them, else the
 /// CPU clock.
-pub fn time_dispatches(ctx: &GpuContext, dispatches: &[super::kernels::Dispatch], reps: u32) -> Result<f64> {
+pub fn time_dispatches(ctx: &GpuContext, dispatches: &[Dispatch], reps: u32) -> Result<f64> {
     time_dispatches_n(ctx, dispatches, reps, 1)
 }
 
 /// `time_dispatches` for a step of `n_tokens` tokens (prompt-processing dispatches).
-pub fn time_dispatches_n(
-    ctx: &GpuContext,
-    dispatches: &[super::kernels::Dispatch],
-    reps: u32,
-    n_tokens: u32,
-) -> Result<f64> {
+pub fn time_dispatches_n(ctx: &GpuContext, dispatches: &[Dispatch], reps: u32, n_tokens: u32) -> Result<f64> {
     let mode = TimingMode::for_features(ctx.features);
     let qs = (mode != TimingMode::CpuSubmitPerOp).then(|| {
         ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -313,9 +275,7 @@ pub fn time_dispatches_n(
             let t: &[u64] = bytemuck::cast_slice(&raw);
             (t[1].saturating_sub(t[0])) as f64 * ctx.queue.get_timestamp_period() as f64 * 1e-9
         } else {
-            ctx.device
-                .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
-                .map_err(|e| Error::Gpu(format!("benchmark: {e}")))?;
+            ctx.wait("the benchmark")?;
             t0.elapsed().as_secs_f64()
         };
         if round > 0 {

@@ -1,0 +1,408 @@
+//! The GPU executor: the recipe (`model::recipe`) recorded once at load as programs of
+//! dispatches over buffers created at load — one for decoding (one token per step), one
+//! for prompt processing (chunks of up to `ubatch` tokens, every weight read once per
+//! chunk). Each step is one command encoder and one submit; the logits of the step's last
+//! token are read back. Profiling and capture are hooks on the same walk.
+
+use std::time::Instant;
+
+use super::buffers::{f32_buffer, f32_buffer_init, read_staging, staging_buffer, upload_weights, GpuTensor};
+use super::builder::{Batch, Builder};
+use super::capture::Capture;
+use super::context::{AdapterChoice, GpuContext};
+use super::kernels::Kernels;
+use super::params::Step;
+use super::plan::{human_bytes, MemoryPlan};
+use super::profile::{OpTiming, Profiler, TimingMode};
+use super::program::{NoHooks, Program};
+use super::record::Recorder;
+use super::state::StepBuffers;
+use crate::error::{Error, Result};
+use crate::generate::Executor;
+use crate::gguf::GgufFile;
+use crate::model::{recipe, Act, Captured, Config, ModelWeights};
+
+/// Tokens per prompt-processing chunk (llama.cpp's ubatch); a multiple of MATMUL_TOKENS.
+pub use super::plan::DEFAULT_UBATCH;
+
+/// The programs recorded at load.
+pub struct Programs {
+    /// The decoding step.
+    pub decode: Program,
+    /// The prompt-processing step (chunks of up to `ubatch` tokens): every layer.
+    pub prefill: Program,
+    /// After the last chunk: its last row to the decoding buffers, final norm, LM head.
+    pub prefill_tail: Program,
+}
+
+/// The LM head over all tokens of a chunk, into [ubatch, n_vocab] logits (perplexity).
+struct AllHead {
+    program: Program,
+    logits: wgpu::Buffer,
+    staging: wgpu::Buffer,
+}
+
+pub struct GpuModel {
+    pub ctx: GpuContext,
+    pub cfg: Config,
+    pub weights: ModelWeights<GpuTensor>,
+    pub programs: Programs,
+    pub ubatch: usize,
+    /// The per-step `Step` uniform.
+    step: wgpu::Buffer,
+    bufs: StepBuffers,
+    kernels: Kernels,
+    /// Built on first use.
+    all_head: Option<AllHead>,
+    profiler: Option<Profiler>,
+    last_timings: Vec<OpTiming>,
+    capture: Option<Capture>,
+    /// Deliberate faults' delta buffers (`perturb`), kept alive.
+    perturb_buffers: Vec<wgpu::Buffer>,
+    logits: Vec<f32>, // [n_vocab]
+    n_ctx: usize,
+    n_pos: usize,
+    pub upload_bytes: u64,
+    pub upload_ms: f64,
+}
+
+impl GpuModel {
+    pub fn load(g: &GgufFile, cfg: Config, n_ctx: usize, choice: &AdapterChoice) -> Result<Self> {
+        let ctx = GpuContext::new(choice)?;
+        Self::load_on(ctx, g, cfg, n_ctx)
+    }
+
+    pub fn load_on(ctx: GpuContext, g: &GgufFile, cfg: Config, n_ctx: usize) -> Result<Self> {
+        // Refuse a model or context the adapter cannot hold before uploading anything.
+        let plan = MemoryPlan::new(g, &cfg, n_ctx)?;
+        plan.check(&ctx.limits, &ctx.describe())?;
+        plan.check_memory(super::context::device_memory(&ctx.adapter), &ctx.describe())?;
+        let t0 = Instant::now();
+        // Memory can still run out (other programs, drivers that report no size): catch it.
+        let oom = |e| {
+            let total = human_bytes(plan.total());
+            Error::Gpu(format!(
+                "out of GPU memory while loading the model (its plan needs {total} in all; see `lanterna info --ctx`): {e}"
+            ))
+        };
+        let (weights, upload_bytes, bufs, step, kernels, programs) = ctx.scoped(
+            wgpu::ErrorFilter::OutOfMemory,
+            || {
+                let (weights, upload_bytes) = upload_weights(&ctx, g, &cfg)?;
+                let bufs = StepBuffers::new(&ctx, g, &cfg, n_ctx)?;
+                let step = super::kernels::uniform(&ctx, "step", &Step::default());
+                let mut kernels = Kernels::for_device(&ctx);
+                let programs = record(&ctx, &mut kernels, &step, &cfg, &weights, &bufs, n_ctx)?;
+                Ok((weights, upload_bytes, bufs, step, kernels, programs))
+            },
+            oom,
+        )?;
+        ctx.check_health()?;
+        // Make sure everything is on the device before timing stops.
+        ctx.wait("the upload")?;
+        let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
+        Ok(GpuModel {
+            logits: vec![0.0; cfg.n_vocab],
+            ubatch: bufs.ubatch,
+            ctx,
+            cfg,
+            weights,
+            programs,
+            step,
+            bufs,
+            kernels,
+            all_head: None,
+            profiler: None,
+            last_timings: Vec::new(),
+            capture: None,
+            perturb_buffers: Vec::new(),
+            n_ctx,
+            n_pos: 0,
+            upload_bytes,
+            upload_ms,
+        })
+    }
+
+    /// The RoPE table layer `il` reads, copied back from the GPU: [n_ctx, n_rot/2, 2] (cos, sin).
+    pub fn rope_table(&self, il: usize) -> Result<Vec<f32>> {
+        let plan = self.cfg.layers.get(il).ok_or_else(|| Error::Usage(format!("no layer {il}")))?;
+        super::buffers::read_f32(&self.ctx, self.bufs.rope.for_layer(plan)?, self.n_ctx * self.cfg.n_rot)
+    }
+
+    /// Time every dispatch of the following forward steps (see `take_timings`).
+    pub fn enable_profiling(&mut self) -> Result<TimingMode> {
+        let p = Profiler::new(&self.ctx, self.programs.decode.dispatches().count())?;
+        let mode = p.mode;
+        self.profiler = Some(p);
+        Ok(mode)
+    }
+
+    /// The timings of the last profiled step.
+    pub fn take_timings(&mut self) -> Vec<OpTiming> {
+        std::mem::take(&mut self.last_timings)
+    }
+
+    /// Capture every marked intermediate of the following forward steps (see `take_captured`).
+    pub fn enable_capture(&mut self) -> Result<()> {
+        self.capture = Some(Capture::new(&self.ctx, &self.programs.decode));
+        Ok(())
+    }
+
+    /// The intermediates of the last captured step, in forward order.
+    pub fn take_captured(&mut self) -> Result<Vec<Captured>> {
+        self.capture.as_ref().map_or(Ok(Vec::new()), |c| c.read(&self.ctx))
+    }
+
+    /// Add `delta` to every element of the output of the dispatch labelled `label`
+    /// (the last one, for tensors in several parts), each step from now on. For testing
+    /// that `compare` finds and names a wrong kernel; never used in normal runs.
+    pub fn perturb(&mut self, label: &str, delta: f32) -> Result<()> {
+        let mut b = Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step, batch: None };
+        let mut kept = None;
+        self.programs.decode.insert_after(label, |out, len| {
+            let deltas = f32_buffer_init(b.ctx, "perturbation", &vec![delta; len as usize]);
+            let add = b.add(&format!("{label}+perturbation"), out, &deltas, len);
+            kept = Some(deltas);
+            add
+        })?;
+        self.perturb_buffers.extend(kept);
+        Ok(())
+    }
+
+    fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    fn copy_logits(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.copy_buffer_to_buffer(&self.bufs.logits, 0, &self.bufs.staging, 0, (self.cfg.n_vocab * 4) as u64);
+    }
+
+    /// The decoding step for position `pos` (Step written), with capture if enabled.
+    fn step_plain(&mut self, pos: usize) -> Result<()> {
+        let mut enc = self.encoder("token");
+        match &mut self.capture {
+            Some(cap) => {
+                self.programs.decode.walk(&self.ctx, &mut enc, pos, 1, cap)?;
+                cap.finish(&mut enc);
+            }
+            None => self.programs.decode.walk(&self.ctx, &mut enc, pos, 1, &mut NoHooks)?,
+        }
+        self.copy_logits(&mut enc);
+        self.ctx.submit(enc.finish(), "the step")?;
+        self.read_logits()
+    }
+
+    /// The decoding step with every dispatch timed; fills `last_timings`.
+    fn step_profiled(&mut self, pos: usize) -> Result<()> {
+        let prof = self.profiler.take().ok_or_else(|| Error::Gpu("profiling is not enabled".into()))?;
+        let mut hooks = prof.step();
+        let mut enc = self.encoder("profiled token");
+        let r = (|| {
+            self.programs.decode.walk(&self.ctx, &mut enc, pos, 1, &mut hooks)?;
+            prof.finish(&mut enc, &hooks);
+            self.copy_logits(&mut enc);
+            self.ctx.submit(enc.finish(), "the profiled step")?;
+            self.last_timings = prof.timings(&self.ctx, hooks, &self.programs.decode, pos as u32 + 1)?;
+            self.read_logits()
+        })();
+        self.profiler = Some(prof);
+        r
+    }
+
+    /// An encoder holding every layer for one prompt chunk at `p0` (ids and Step written).
+    fn chunk_encoder(&self, chunk: &[u32], p0: usize) -> Result<wgpu::CommandEncoder> {
+        let n = chunk.len() as u32;
+        let mut ids = chunk.to_vec();
+        ids.resize(self.ubatch, 0);
+        self.ctx.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(&ids));
+        let step = Step { token: chunk[0], pos: p0 as u32, n_pos: p0 as u32 + 1, n_tokens: n };
+        self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
+        let mut enc = self.encoder("prompt chunk");
+        self.programs.prefill.walk(&self.ctx, &mut enc, p0, n, &mut NoHooks)?;
+        Ok(enc)
+    }
+
+    /// Build the all-token LM head (perplexity) on first use; refused with the figures if
+    /// its [ubatch, n_vocab] logits exceed one binding.
+    fn ensure_all_head(&mut self) -> Result<()> {
+        if self.all_head.is_some() {
+            return Ok(());
+        }
+        let c = &self.cfg;
+        let bytes = (self.ubatch * c.n_vocab * 4) as u64;
+        let cap = self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size);
+        if bytes > cap {
+            return Err(Error::DoesNotFit(format!(
+                "the logits of a {}-token chunk need {} in one buffer, but {} allows {}",
+                self.ubatch,
+                human_bytes(bytes),
+                self.ctx.describe(),
+                human_bytes(cap)
+            )));
+        }
+        let logits = f32_buffer(&self.ctx, "all-token logits", self.ubatch * c.n_vocab); // [ubatch, n_vocab]
+        let staging = staging_buffer(&self.ctx, "all-token logits staging", bytes);
+        let batch = Some(Batch { max_tokens: self.ubatch as u32, tokens: &self.bufs.tokens, xt: &self.bufs.xt });
+        let mut b = Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step, batch };
+        let mut r = Recorder::new(&mut b, c, &self.bufs, &self.bufs.batch, Some(&logits), self.n_ctx);
+        recipe::head(&mut r, c, &self.weights)?;
+        self.all_head = Some(AllHead { program: r.finish(), logits, staging });
+        Ok(())
+    }
+
+    fn check(&self, tokens: &[u32], pos: usize) -> Result<()> {
+        if pos != self.n_pos {
+            return Err(Error::Context(format!("position {pos} given, but the cache holds {} positions", self.n_pos)));
+        }
+        if pos + tokens.len() > self.n_ctx {
+            let end = pos + tokens.len();
+            return Err(Error::Context(format!("positions up to {end} are past the context size {}", self.n_ctx)));
+        }
+        if let Some(t) = tokens.iter().find(|&&t| t as usize >= self.cfg.n_vocab) {
+            return Err(Error::Usage(format!("token id {t} is outside the vocabulary of {}", self.cfg.n_vocab)));
+        }
+        Ok(())
+    }
+
+    /// Wait for the step and read its logits; a lost device or fault becomes an error.
+    fn read_logits(&mut self) -> Result<()> {
+        let r = read_staging(&self.ctx, &self.bufs.staging, &mut self.logits);
+        self.ctx.check_health()?;
+        r
+    }
+
+    /// One prompt chunk with the LM head on every token; its logits from index `skip` on.
+    fn chunk_all_logits(&mut self, chunk: &[u32], p0: usize, skip: usize) -> Result<Vec<f32>> {
+        let (n, n_vocab) = (chunk.len(), self.cfg.n_vocab);
+        let mut enc = self.chunk_encoder(chunk, p0)?;
+        let head = self.all_head.as_ref().ok_or_else(|| Error::Gpu("all-token head missing".into()))?;
+        head.program.walk(&self.ctx, &mut enc, p0, n as u32, &mut NoHooks)?;
+        enc.copy_buffer_to_buffer(&head.logits, 0, &head.staging, 0, (n * n_vocab * 4) as u64);
+        self.ctx.submit(enc.finish(), "the prompt chunk")?;
+        let mut rows = vec![0f32; n * n_vocab];
+        read_staging(&self.ctx, &head.staging, &mut rows)?;
+        self.ctx.check_health()?;
+        Ok(rows.split_off(skip * n_vocab))
+    }
+
+    /// Token by token (profiling and capture time or copy single tokens), keeping the
+    /// logits of indices `from..`.
+    fn logits_one_by_one(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for (i, &t) in tokens.iter().enumerate() {
+            let l = self.forward(t, pos + i)?;
+            if i >= from {
+                out.extend_from_slice(l);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Record the decoding and prompt-processing programs.
+fn record(
+    ctx: &GpuContext,
+    kernels: &mut Kernels,
+    step: &wgpu::Buffer,
+    c: &Config,
+    w: &ModelWeights<GpuTensor>,
+    bufs: &StepBuffers,
+    n_ctx: usize,
+) -> Result<Programs> {
+    let mut b = Builder { ctx, kernels, step, batch: None };
+    let mut r = Recorder::new(&mut b, c, bufs, &bufs.decode, Some(&bufs.logits), n_ctx);
+    recipe::forward(&mut r, c, w)?;
+    let decode = r.finish();
+
+    let batch = Some(Batch { max_tokens: bufs.ubatch as u32, tokens: &bufs.tokens, xt: &bufs.xt });
+    let mut b = Builder { ctx, kernels, step, batch };
+    let mut r = Recorder::new(&mut b, c, bufs, &bufs.batch, None, n_ctx);
+    recipe::layers(&mut r, c, w)?;
+    let prefill = r.finish();
+
+    let mut b = Builder { ctx, kernels, step, batch: None };
+    let mut r = Recorder::new(&mut b, c, bufs, &bufs.decode, Some(&bufs.logits), n_ctx);
+    let (src, dst) = (bufs.batch.get(Act::X), bufs.decode.get(Act::X));
+    if let (Some(src), Some(dst)) = (src, dst) {
+        r.copy_last_row(src, dst);
+    }
+    recipe::head(&mut r, c, w)?;
+    Ok(Programs { decode, prefill, prefill_tail: r.finish() })
+}
+
+impl Executor for GpuModel {
+    fn name(&self) -> String {
+        format!("gpu: {}", self.ctx.describe())
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    fn reset(&mut self) {
+        self.n_pos = 0;
+    }
+
+    fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
+        self.check(&[token], pos)?;
+        let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, n_tokens: 1 };
+        self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
+        if self.profiler.is_some() {
+            self.step_profiled(pos)?;
+        } else {
+            self.step_plain(pos)?;
+        }
+        self.n_pos += 1;
+        Ok(&self.logits)
+    }
+
+    /// The prompt in chunks of `ubatch` tokens: each weight is read once per chunk, and
+    /// the K/V of the whole chunk are written at once; the LM head runs once, on the last
+    /// token. Profiling and capture need one token per step, so with either on this falls
+    /// back to `forward`.
+    fn prefill(&mut self, tokens: &[u32], pos: usize) -> Result<&[f32]> {
+        if self.profiler.is_some() || self.capture.is_some() || tokens.len() == 1 {
+            self.logits_one_by_one(tokens, pos, tokens.len())?;
+            return Ok(&self.logits);
+        }
+        self.check(tokens, pos)?;
+        if tokens.is_empty() {
+            return Err(Error::Usage("no tokens to process".into()));
+        }
+        let n_chunks = tokens.len().div_ceil(self.ubatch);
+        for (ci, chunk) in tokens.chunks(self.ubatch).enumerate() {
+            let p0 = pos + ci * self.ubatch;
+            let mut enc = self.chunk_encoder(chunk, p0)?;
+            if ci + 1 == n_chunks {
+                self.programs.prefill_tail.walk(&self.ctx, &mut enc, p0, chunk.len() as u32, &mut NoHooks)?;
+                self.copy_logits(&mut enc);
+            }
+            self.ctx.submit(enc.finish(), "the prompt chunk")?;
+            self.n_pos += chunk.len();
+        }
+        self.read_logits()?;
+        Ok(&self.logits)
+    }
+
+    /// Chunked like `prefill`, with the LM head on every token of the chunks that hold
+    /// indices `from..`: one matmul per chunk instead of a matvec per token.
+    fn logits_from(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
+        if self.profiler.is_some() || self.capture.is_some() {
+            return self.logits_one_by_one(tokens, pos, from);
+        }
+        self.check(tokens, pos)?;
+        self.ensure_all_head()?;
+        let mut out = Vec::with_capacity(tokens.len().saturating_sub(from) * self.cfg.n_vocab);
+        for (ci, chunk) in tokens.chunks(self.ubatch).enumerate() {
+            let start = ci * self.ubatch;
+            if start + chunk.len() > from {
+                out.extend(self.chunk_all_logits(chunk, pos + start, from.saturating_sub(start))?);
+            } else {
+                let enc = self.chunk_encoder(chunk, pos + start)?;
+                self.ctx.submit(enc.finish(), "the prompt chunk")?;
+            }
+            self.n_pos += chunk.len();
+        }
+        Ok(out)
+    }
+}

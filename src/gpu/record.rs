@@ -1,0 +1,182 @@
+//! The recipe's ops on the GPU: each op becomes dispatches recorded once at load, into a
+//! [`Program`] that every step replays. Decoding records one token per dispatch; with a
+//! `Batch` builder the same recipe records prompt chunks (matrix kernels become matmuls).
+
+use super::buffers::GpuTensor;
+use super::builder::Builder;
+use super::kernels::Dispatch;
+use super::params::AttnParams;
+use super::program::{Mark, Program, Segment};
+use super::state::{StepActs, StepBuffers};
+use crate::error::{Error, Result};
+use crate::model::{Act, Activation, Config, LayerPlan, Op, Ops};
+
+/// Records ops into a program.
+pub struct Recorder<'a, 'b> {
+    pub b: &'a mut Builder<'b>,
+    pub c: &'a Config,
+    pub bufs: &'a StepBuffers,
+    /// The decoding or the prompt-chunk activations.
+    pub acts: &'a StepActs,
+    /// Where `Act::Logits` is (None: this program has no LM head).
+    pub logits: Option<&'a wgpu::Buffer>,
+    pub n_ctx: usize,
+    program: Program,
+    /// The pass being recorded.
+    pass: Vec<Dispatch>,
+}
+
+impl<'a, 'b> Recorder<'a, 'b> {
+    pub fn new(
+        b: &'a mut Builder<'b>,
+        c: &'a Config,
+        bufs: &'a StepBuffers,
+        acts: &'a StepActs,
+        logits: Option<&'a wgpu::Buffer>,
+        n_ctx: usize,
+    ) -> Self {
+        Recorder { b, c, bufs, acts, logits, n_ctx, program: Program::default(), pass: Vec::new() }
+    }
+
+    /// Copy the last token row of a chunk's residual stream into `dst` (before a decoding head).
+    pub fn copy_last_row(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer) {
+        self.end_pass();
+        let bytes = (self.c.n_embd * 4) as u64;
+        self.program.segments.push(Segment::CopyLastRow { src: src.clone(), dst: dst.clone(), bytes });
+    }
+
+    pub fn finish(mut self) -> Program {
+        self.end_pass();
+        self.program
+    }
+
+    fn end_pass(&mut self) {
+        if !self.pass.is_empty() {
+            self.program.segments.push(Segment::Pass(std::mem::take(&mut self.pass)));
+        }
+    }
+
+    fn buf(&self, a: Act) -> Result<&'a wgpu::Buffer> {
+        let found = if a == Act::Logits { self.logits } else { self.acts.get(a) };
+        found.ok_or_else(|| Error::Gpu(format!("no {} buffer in this program", a.name())))
+    }
+
+    /// Floats of `a` per token, as the kernels' u32 counts.
+    fn width(&self, a: Act) -> u32 {
+        a.width(self.c) as u32
+    }
+
+    fn attn_params(&self, plan: &LayerPlan) -> AttnParams {
+        let c = self.c;
+        AttnParams {
+            group: (c.n_head / c.n_head_kv) as u32,
+            head_dim: c.head_dim as u32,
+            head_dim_v: c.head_dim_v as u32,
+            k_stride: c.k_dim() as u32,
+            v_stride: c.v_dim() as u32,
+            n_ctx: self.n_ctx as u32,
+            window: plan.window.unwrap_or(0) as u32,
+            scale: c.attn_scale,
+            softcap: c.attn_softcap.unwrap_or(0.0),
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// The norm weights are F32 vectors, always in one part.
+fn vector(t: &GpuTensor) -> &wgpu::Buffer {
+    &t.parts[0].buffer
+}
+
+impl Ops for Recorder<'_, '_> {
+    type Tensor = GpuTensor;
+
+    fn embed(&mut self, w: &GpuTensor, scale: f32) -> Result<()> {
+        let x = self.buf(Act::X)?;
+        let ds = self.b.embed("token_embd", w, x, scale)?;
+        self.pass.extend(ds);
+        Ok(())
+    }
+
+    fn norm(&mut self, op: Op, src: Act, dst: Act, g: &GpuTensor, rows: usize) -> Result<()> {
+        let (eps, label) = (self.c.rms_eps, op.to_string());
+        let cols = self.width(dst) / rows as u32;
+        let (x, y) = (self.buf(src)?, self.buf(dst)?);
+        let d = if src == dst {
+            self.b.rms_norm_inplace(&label, y, vector(g), rows as u32, cols, eps)?
+        } else {
+            self.b.rms_norm(&label, x, y, vector(g), rows as u32, cols, eps)?
+        };
+        self.pass.push(d);
+        Ok(())
+    }
+
+    fn project(&mut self, op: Op, w: &GpuTensor, bias: Option<&GpuTensor>, x: Act, y: Act) -> Result<()> {
+        let label = op.to_string();
+        let (xb, yb) = (self.buf(x)?, self.buf(y)?);
+        let ds = self.b.matvec(&label, w, xb, yb)?;
+        self.pass.extend(ds);
+        if let Some(bias) = bias {
+            let d = self.b.add_bias(&format!("{label}+bias"), yb, vector(bias), self.width(y))?;
+            self.pass.push(d);
+        }
+        Ok(())
+    }
+
+    fn rope_store(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
+        let c = self.c;
+        let table = self.bufs.rope.for_layer(plan)?;
+        let (hd, nr) = (c.head_dim as u32, c.n_rot as u32);
+        for (name, act, heads) in [("rope_q", Act::Q, c.n_head), ("rope_k", Act::K, c.n_head_kv)] {
+            let label = Op::layer(il, name).to_string();
+            let d = self.b.rope(&label, self.buf(act)?, table, heads as u32, hd, nr, c.rope_style)?;
+            self.pass.push(d);
+        }
+        self.end_pass();
+        for (act, cache) in [(Act::K, &self.bufs.k_cache[il]), (Act::V, &self.bufs.v_cache[il])] {
+            let (src, bytes) = (self.buf(act)?.clone(), self.width(act) as u64 * 4);
+            self.program.segments.push(Segment::CopyKv { src, dst: cache.clone(), bytes });
+        }
+        Ok(())
+    }
+
+    fn attention(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
+        let (q, att) = (self.buf(Act::Q)?, self.buf(Act::Att)?);
+        let (k, v) = (&self.bufs.k_cache[il], &self.bufs.v_cache[il]);
+        let label = Op::layer(il, "attention").to_string();
+        let p = self.attn_params(plan);
+        let d = self.b.attention(&label, q, k, v, &self.acts.scores, att, self.c.n_head as u32, p)?;
+        self.pass.push(d);
+        Ok(())
+    }
+
+    fn glu(&mut self, op: Op, gate: Act, up: Act, act: Activation) -> Result<()> {
+        let d = self.b.glu(&op.to_string(), self.buf(gate)?, self.buf(up)?, self.width(gate), act)?;
+        self.pass.push(d);
+        Ok(())
+    }
+
+    fn add(&mut self, op: Op, x: Act, y: Act) -> Result<()> {
+        let d = self.b.add(&op.to_string(), self.buf(x)?, self.buf(y)?, self.width(x))?;
+        self.pass.push(d);
+        Ok(())
+    }
+
+    fn softcap(&mut self, op: Op, x: Act, cap: f32) -> Result<()> {
+        // Every token's row of a chunk at once.
+        let n = self.width(x) * self.b.tokens();
+        let d = self.b.softcap(&op.to_string(), self.buf(x)?, n, cap)?;
+        self.pass.push(d);
+        Ok(())
+    }
+
+    fn mark(&mut self, name: &'static str, layer: usize, x: Act) -> Result<()> {
+        // Captures are of single tokens: prompt chunks carry no marks.
+        if self.b.batch.is_none() {
+            let (buffer, len) = (self.buf(x)?.clone(), self.width(x));
+            let (segment, after) = (self.program.segments.len(), self.pass.len());
+            self.program.marks.push(Mark { segment, after, name, layer, buffer, len });
+        }
+        Ok(())
+    }
+}
