@@ -97,35 +97,8 @@ impl GgufFile {
     fn parse(path: PathBuf, storage: Storage) -> Result<Self> {
         let buf: &[u8] = &storage;
         let mut c = Cursor::new(buf);
-        let magic = c.bytes(4, "magic")?;
-        if magic != GGUF_MAGIC {
-            return Err(Error::gguf("magic", 0, format!("expected \"GGUF\", found {magic:02x?}: not a GGUF file")));
-        }
-        let version = c.u32("version")?;
-        if !(2..=3).contains(&version) {
-            return Err(Error::gguf("version", 4, format!("version {version} is not supported (2 and 3 are)")));
-        }
-        let n_tensors = c.u64("tensor_count")?;
-        let n_kv = c.u64("metadata_kv_count")?;
-        // A key/value needs at least a key length, a type and one value byte.
-        c.check_count(n_kv, 8 + 4 + 1, "metadata_kv_count")?;
-
-        let mut metadata = Vec::with_capacity(n_kv as usize);
-        let mut meta_index = HashMap::new();
-        for _ in 0..n_kv {
-            let at = c.pos();
-            let key = c.string("metadata key")?;
-            let tat = c.pos();
-            let t = c.u32(&key)?;
-            let ty = ValueType::from_u32(t)
-                .ok_or_else(|| Error::gguf(key.clone(), tat, format!("unknown metadata value type {t}")))?;
-            let v = MetaValue::read(&mut c, ty, &key, 0)?;
-            if meta_index.insert(key.clone(), metadata.len()).is_some() {
-                return Err(Error::gguf(key, at, "duplicate metadata key"));
-            }
-            metadata.push((key, v));
-        }
-
+        let (version, n_tensors, n_kv) = read_header(&mut c)?;
+        let (metadata, meta_index) = read_metadata(&mut c, n_kv)?;
         let alignment = match metadata.get(meta_index.get("general.alignment").copied().unwrap_or(usize::MAX)) {
             None => DEFAULT_ALIGNMENT,
             Some((_, v)) => match v.as_u64() {
@@ -133,88 +106,16 @@ impl GgufFile {
                 _ => return Err(Error::metadata("general.alignment", format!("must be a power of two, found {v}"))),
             },
         };
-
-        // A tensor info needs at least a name length, n_dims, one dim, a type and an offset.
-        c.check_count(n_tensors, 8 + 4 + 8 + 4 + 8, "tensor_count")?;
-        let mut raw = Vec::with_capacity(n_tensors as usize);
-        let mut tensor_index = HashMap::new();
-        for i in 0..n_tensors {
-            let at = c.pos();
-            let name = c.string(&format!("tensor {i} name"))?;
-            let nd_at = c.pos();
-            let n_dims = c.u32(&format!("tensor '{name}' n_dims"))?;
-            if n_dims == 0 || n_dims > MAX_DIMS {
-                return Err(Error::gguf(
-                    format!("tensor '{name}' n_dims"),
-                    nd_at,
-                    format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)"),
-                ));
-            }
-            let mut dims = Vec::with_capacity(n_dims as usize);
-            for _ in 0..n_dims {
-                dims.push(c.u64(&format!("tensor '{name}' dims"))?);
-            }
-            let type_id = c.u32(&format!("tensor '{name}' type"))?;
-            let offset = c.u64(&format!("tensor '{name}' offset"))?;
-            if tensor_index.insert(name.clone(), raw.len()).is_some() {
-                return Err(Error::gguf(format!("tensor '{name}'"), at, "duplicate tensor name"));
-            }
-            raw.push((name, dims, type_id, offset));
-        }
+        let (raw, tensor_index) = read_tensor_index(&mut c, n_tensors)?;
 
         let data_offset = c.pos().div_ceil(alignment) * alignment;
         let file_len = buf.len() as u64;
         if data_offset > file_len && n_tensors > 0 {
-            return Err(Error::gguf(
-                "data section",
-                data_offset,
-                format!("starts past the end of the file ({file_len} bytes)"),
-            ));
+            let msg = format!("starts past the end of the file ({file_len} bytes)");
+            return Err(Error::gguf("data section", data_offset, msg));
         }
-        let data_len = file_len.saturating_sub(data_offset);
-
-        let mut tensors = Vec::with_capacity(raw.len());
-        for (name, dims, type_id, offset) in raw {
-            let ty =
-                GgmlType::from_id(type_id).ok_or_else(|| Error::UnknownTensorType { tensor: name.clone(), type_id })?;
-            let n_elements = dims
-                .iter()
-                .try_fold(1u64, |acc, &d| if d == 0 { None } else { acc.checked_mul(d) })
-                .filter(|&n| n < 1 << 50)
-                .ok_or_else(|| {
-                    Error::tensor(&name, format!("shape {dims:?} is empty or its element count overflows"))
-                })?;
-            let row_bytes = ty.row_bytes(dims[0]).ok_or_else(|| {
-                Error::tensor(
-                    &name,
-                    format!("row length {} is not a multiple of the {ty} block size {}", dims[0], ty.block_size()),
-                )
-            })?;
-            let n_bytes = row_bytes
-                .checked_mul(n_elements / dims[0])
-                .ok_or_else(|| Error::tensor(&name, "byte size overflows"))?;
-            if offset % alignment != 0 {
-                return Err(Error::tensor(
-                    &name,
-                    format!("data offset {offset} is not a multiple of the alignment {alignment}"),
-                ));
-            }
-            match offset.checked_add(n_bytes) {
-                Some(end) if end <= data_len => {}
-                _ => {
-                    return Err(Error::tensor(
-                        &name,
-                        format!(
-                            "data [{}, {}) lies past the end of the file ({file_len} bytes)",
-                            data_offset + offset,
-                            data_offset as u128 + offset as u128 + n_bytes as u128
-                        ),
-                    ))
-                }
-            }
-            tensors.push(TensorInfo { name, dims, ty, offset, n_elements, n_bytes });
-        }
-
+        let data = DataSection { offset: data_offset, len: file_len.saturating_sub(data_offset), file_len, alignment };
+        let tensors = raw.into_iter().map(|r| data.check(r)).collect::<Result<Vec<_>>>()?;
         Ok(GgufFile { path, storage, version, alignment, metadata, meta_index, tensors, tensor_index, data_offset })
     }
 
@@ -292,5 +193,114 @@ impl GgufFile {
         crate::quant::dequantize(t.ty, self.tensor_data(t), &mut out)
             .map_err(|e| Error::tensor(&t.name, e.to_string()))?;
         Ok(out)
+    }
+}
+
+/// Magic, version and the two counts: (version, tensor count, metadata count).
+fn read_header(c: &mut Cursor) -> Result<(u32, u64, u64)> {
+    let magic = c.bytes(4, "magic")?;
+    if magic != GGUF_MAGIC {
+        return Err(Error::gguf("magic", 0, format!("expected \"GGUF\", found {magic:02x?}: not a GGUF file")));
+    }
+    let version = c.u32("version")?;
+    if !(2..=3).contains(&version) {
+        return Err(Error::gguf("version", 4, format!("version {version} is not supported (2 and 3 are)")));
+    }
+    let n_tensors = c.u64("tensor_count")?;
+    let n_kv = c.u64("metadata_kv_count")?;
+    // A key/value needs at least a key length, a type and one value byte.
+    c.check_count(n_kv, 8 + 4 + 1, "metadata_kv_count")?;
+    Ok((version, n_tensors, n_kv))
+}
+
+type Metadata = (Vec<(String, MetaValue)>, HashMap<String, usize>);
+
+/// The metadata key/values, and where each key is.
+fn read_metadata(c: &mut Cursor, n_kv: u64) -> Result<Metadata> {
+    let mut metadata = Vec::with_capacity(n_kv as usize);
+    let mut meta_index = HashMap::new();
+    for _ in 0..n_kv {
+        let at = c.pos();
+        let key = c.string("metadata key")?;
+        let tat = c.pos();
+        let t = c.u32(&key)?;
+        let ty = ValueType::from_u32(t)
+            .ok_or_else(|| Error::gguf(key.clone(), tat, format!("unknown metadata value type {t}")))?;
+        let v = MetaValue::read(c, ty, &key, 0)?;
+        if meta_index.insert(key.clone(), metadata.len()).is_some() {
+            return Err(Error::gguf(key, at, "duplicate metadata key"));
+        }
+        metadata.push((key, v));
+    }
+    Ok((metadata, meta_index))
+}
+
+/// One tensor's entry in the index, as read: name, dims, type id, offset.
+type RawTensor = (String, Vec<u64>, u32, u64);
+
+/// The tensor index, and where each name is.
+fn read_tensor_index(c: &mut Cursor, n_tensors: u64) -> Result<(Vec<RawTensor>, HashMap<String, usize>)> {
+    // A tensor info needs at least a name length, n_dims, one dim, a type and an offset.
+    c.check_count(n_tensors, 8 + 4 + 8 + 4 + 8, "tensor_count")?;
+    let mut raw = Vec::with_capacity(n_tensors as usize);
+    let mut tensor_index = HashMap::new();
+    for i in 0..n_tensors {
+        let at = c.pos();
+        let name = c.string(&format!("tensor {i} name"))?;
+        let nd_at = c.pos();
+        let n_dims = c.u32(&format!("tensor '{name}' n_dims"))?;
+        if n_dims == 0 || n_dims > MAX_DIMS {
+            let msg = format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)");
+            return Err(Error::gguf(format!("tensor '{name}' n_dims"), nd_at, msg));
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            dims.push(c.u64(&format!("tensor '{name}' dims"))?);
+        }
+        let type_id = c.u32(&format!("tensor '{name}' type"))?;
+        let offset = c.u64(&format!("tensor '{name}' offset"))?;
+        if tensor_index.insert(name.clone(), raw.len()).is_some() {
+            return Err(Error::gguf(format!("tensor '{name}'"), at, "duplicate tensor name"));
+        }
+        raw.push((name, dims, type_id, offset));
+    }
+    Ok((raw, tensor_index))
+}
+
+/// Where the tensor data lies in the file.
+struct DataSection {
+    offset: u64,
+    len: u64,
+    file_len: u64,
+    alignment: u64,
+}
+
+impl DataSection {
+    /// A tensor's type, shape, alignment and byte range, checked before its bytes are touched.
+    fn check(&self, (name, dims, type_id, offset): RawTensor) -> Result<TensorInfo> {
+        let ty =
+            GgmlType::from_id(type_id).ok_or_else(|| Error::UnknownTensorType { tensor: name.clone(), type_id })?;
+        let n_elements = dims
+            .iter()
+            .try_fold(1u64, |acc, &d| if d == 0 { None } else { acc.checked_mul(d) })
+            .filter(|&n| n < 1 << 50)
+            .ok_or_else(|| Error::tensor(&name, format!("shape {dims:?} is empty or its element count overflows")))?;
+        let row_bytes = ty.row_bytes(dims[0]).ok_or_else(|| {
+            let msg = format!("row length {} is not a multiple of the {ty} block size {}", dims[0], ty.block_size());
+            Error::tensor(&name, msg)
+        })?;
+        let n_bytes =
+            row_bytes.checked_mul(n_elements / dims[0]).ok_or_else(|| Error::tensor(&name, "byte size overflows"))?;
+        if offset % self.alignment != 0 {
+            let msg = format!("data offset {offset} is not a multiple of the alignment {}", self.alignment);
+            return Err(Error::tensor(&name, msg));
+        }
+        if offset.checked_add(n_bytes).is_none_or(|end| end > self.len) {
+            let start = self.offset as u128 + offset as u128;
+            let end = start + n_bytes as u128;
+            let msg = format!("data [{start}, {end}) lies past the end of the file ({} bytes)", self.file_len);
+            return Err(Error::tensor(&name, msg));
+        }
+        Ok(TensorInfo { name, dims, ty, offset, n_elements, n_bytes })
     }
 }

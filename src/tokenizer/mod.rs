@@ -28,29 +28,7 @@ use crate::gguf::GgufFile;
 
 mod specials;
 
-/// llama.cpp's token types (`tokenizer.ggml.token_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenType {
-    Normal,
-    Unknown,
-    Control,
-    UserDefined,
-    Unused,
-    Byte,
-}
-
-impl TokenType {
-    fn from_i64(v: i64) -> Self {
-        match v {
-            2 => TokenType::Unknown,
-            3 => TokenType::Control,
-            4 => TokenType::UserDefined,
-            5 => TokenType::Unused,
-            6 => TokenType::Byte,
-            _ => TokenType::Normal,
-        }
-    }
-}
+pub use specials::TokenType;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VocabKind {
@@ -118,6 +96,67 @@ fn tk_err(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Tokenizer(format!("{what}: {e}"))
 }
 
+fn read_pieces(g: &GgufFile) -> Result<Vec<String>> {
+    let pieces: Vec<String> = g
+        .get_array("tokenizer.ggml.tokens")?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::metadata("tokenizer.ggml.tokens", "entries must be strings"))?;
+    if pieces.is_empty() {
+        return Err(Error::metadata("tokenizer.ggml.tokens", "empty vocabulary"));
+    }
+    Ok(pieces)
+}
+
+/// A per-token array of `key`, checked to have `n` entries; None when absent.
+fn per_token<'a>(g: &'a GgufFile, key: &str, n: usize) -> Result<Option<&'a [crate::gguf::MetaValue]>> {
+    let Some(v) = g.get(key) else { return Ok(None) };
+    let a = v.as_array().ok_or_else(|| Error::metadata(key, "expected an array"))?;
+    if a.len() != n {
+        return Err(Error::metadata(key, format!("{} entries for {n} tokens", a.len())));
+    }
+    Ok(Some(a))
+}
+
+fn read_types(g: &GgufFile, n: usize) -> Result<Vec<TokenType>> {
+    Ok(match per_token(g, "tokenizer.ggml.token_type", n)? {
+        None => vec![TokenType::Normal; n],
+        Some(a) => a
+            .iter()
+            .map(|x| match *x {
+                crate::gguf::MetaValue::I32(t) => TokenType::from_i64(t as i64),
+                ref o => TokenType::from_i64(o.as_u64().unwrap_or(1) as i64),
+            })
+            .collect(),
+    })
+}
+
+fn read_scores(g: &GgufFile, n: usize) -> Result<Option<Vec<f32>>> {
+    let a = per_token(g, "tokenizer.ggml.scores", n)?;
+    Ok(a.map(|a| a.iter().map(|x| x.as_f64().unwrap_or(0.0) as f32).collect()))
+}
+
+/// BOS, EOS and whether BOS is added by default, with llama.cpp's defaults when the keys are absent.
+fn bos_eos(g: &GgufFile, kind: VocabKind, pre: &str, n: usize) -> Result<(Option<u32>, Option<u32>, bool)> {
+    let id_key = |key: &str, default: u32| -> Result<Option<u32>> {
+        let Some(v) = g.get(key) else { return Ok(Some(default)) };
+        let id = v.as_u64().ok_or_else(|| Error::metadata(key, "expected a token id"))?;
+        if id as usize >= n {
+            return Err(Error::metadata(key, format!("token id {id} is outside the vocabulary of {n}")));
+        }
+        Ok(Some(id as u32))
+    };
+    let (bos_key, eos_key) = ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id");
+    Ok(match kind {
+        VocabKind::Spm => (id_key(bos_key, 1)?, id_key(eos_key, 2)?, true),
+        VocabKind::Bpe => {
+            let add = is_llama3_pre(pre) || matches!(pre, "tekken" | "chameleon");
+            (id_key(bos_key, 11)?, id_key(eos_key, 11)?, add)
+        }
+    })
+}
+
 impl Tokenizer {
     pub fn from_gguf(g: &GgufFile) -> Result<Self> {
         let model = g.get_str("tokenizer.ggml.model")?.to_string();
@@ -135,107 +174,55 @@ impl Tokenizer {
             Some(v) => v.as_str().unwrap_or("default").to_string(),
             None => "default".to_string(),
         };
-        let pieces: Vec<String> = g
-            .get_array("tokenizer.ggml.tokens")?
-            .iter()
-            .map(|v| v.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| Error::metadata("tokenizer.ggml.tokens", "entries must be strings"))?;
+        let pieces = read_pieces(g)?;
         let n = pieces.len();
-        if n == 0 {
-            return Err(Error::metadata("tokenizer.ggml.tokens", "empty vocabulary"));
-        }
-        let mut types: Vec<TokenType> = match g.get("tokenizer.ggml.token_type") {
-            None => vec![TokenType::Normal; n],
-            Some(v) => {
-                let a =
-                    v.as_array().ok_or_else(|| Error::metadata("tokenizer.ggml.token_type", "expected an array"))?;
-                if a.len() != n {
-                    return Err(Error::metadata(
-                        "tokenizer.ggml.token_type",
-                        format!("{} entries for {n} tokens", a.len()),
-                    ));
-                }
-                a.iter()
-                    .map(|x| match *x {
-                        crate::gguf::MetaValue::I32(t) => TokenType::from_i64(t as i64),
-                        ref o => TokenType::from_i64(o.as_u64().unwrap_or(1) as i64),
-                    })
-                    .collect()
-            }
-        };
-        let scores: Option<Vec<f32>> = match g.get("tokenizer.ggml.scores") {
-            None => None,
-            Some(v) => {
-                let a = v.as_array().ok_or_else(|| Error::metadata("tokenizer.ggml.scores", "expected an array"))?;
-                if a.len() != n {
-                    return Err(Error::metadata(
-                        "tokenizer.ggml.scores",
-                        format!("{} entries for {n} tokens", a.len()),
-                    ));
-                }
-                Some(a.iter().map(|x| x.as_f64().unwrap_or(0.0) as f32).collect())
-            }
-        };
+        let mut types = read_types(g, n)?;
+        let scores = read_scores(g, n)?;
 
-        let id_key = |key: &str, default: Option<u32>| -> Result<Option<u32>> {
-            match g.get(key) {
-                None => Ok(default),
-                Some(v) => {
-                    let id = v.as_u64().ok_or_else(|| Error::metadata(key, "expected a token id"))?;
-                    if id as usize >= n {
-                        return Err(Error::metadata(key, format!("token id {id} is outside the vocabulary of {n}")));
-                    }
-                    Ok(Some(id as u32))
-                }
-            }
-        };
-        // llama.cpp's defaults when the keys are absent.
-        let (bos, eos, default_add_bos) = match kind {
-            VocabKind::Spm => {
-                (id_key("tokenizer.ggml.bos_token_id", Some(1))?, id_key("tokenizer.ggml.eos_token_id", Some(2))?, true)
-            }
-            VocabKind::Bpe => {
-                let bos_default = is_llama3_pre(&pre) || matches!(pre.as_str(), "tekken" | "chameleon");
-                (
-                    id_key("tokenizer.ggml.bos_token_id", Some(11))?,
-                    id_key("tokenizer.ggml.eos_token_id", Some(11))?,
-                    bos_default,
-                )
-            }
-        };
+        let (bos, eos, default_add_bos) = bos_eos(g, kind, &pre, n)?;
         let add_bos = g.get_bool_opt("tokenizer.ggml.add_bos_token")?.unwrap_or(default_add_bos);
         let add_eos = g.get_bool_opt("tokenizer.ggml.add_eos_token")?.unwrap_or(false);
         let add_space_prefix = g.get_bool_opt("tokenizer.ggml.add_space_prefix")?.unwrap_or(kind == VocabKind::Spm);
 
         let eog = specials::apply(g, &pieces, &mut types, eos);
 
-        let mut vocab: HashMap<String, u32> = HashMap::with_capacity(n);
+        let inner = Self::build(g, kind, &pre, &pieces, &types, scores, add_space_prefix)?;
+        let bytes = Self::decode_table(kind, &pieces, &types);
+        Ok(Tokenizer { inner, kind, pre, pieces, types, bytes, bos, eos, add_bos, add_eos, eog })
+    }
+
+    /// The `tokenizers` model for the vocabulary, with the file's user-defined tokens added.
+    fn build(
+        g: &GgufFile,
+        kind: VocabKind,
+        pre: &str,
+        pieces: &[String],
+        types: &[TokenType],
+        scores: Option<Vec<f32>>,
+        add_space_prefix: bool,
+    ) -> Result<tokenizers::Tokenizer> {
+        let mut vocab: HashMap<String, u32> = HashMap::with_capacity(pieces.len());
         for (i, p) in pieces.iter().enumerate() {
             vocab.entry(p.clone()).or_insert(i as u32);
         }
-
-        let inner = match kind {
-            VocabKind::Bpe => Self::build_bpe(g, &vocab, &pre)?,
+        let mut inner = match kind {
+            VocabKind::Bpe => Self::build_bpe(g, &vocab, pre)?,
             VocabKind::Spm => {
                 let scores = scores.ok_or_else(|| {
                     Error::metadata("tokenizer.ggml.scores", "missing (needed by a llama vocabulary)")
                 })?;
-                Self::build_spm(&pieces, &types, &scores, &vocab, add_space_prefix)?
+                Self::build_spm(pieces, types, &scores, &vocab, add_space_prefix)?
             }
         };
-        let mut inner = inner;
         // User-defined tokens are matched in raw text even with parse_special=false.
         let user: Vec<AddedToken> = pieces
             .iter()
-            .zip(&types)
+            .zip(types)
             .filter(|(_, t)| **t == TokenType::UserDefined)
             .map(|(p, _)| AddedToken::from(p.clone(), false).normalized(false))
             .collect();
         inner.add_tokens(&user);
-
-        let bytes = Self::decode_table(kind, &pieces, &types);
-        Ok(Tokenizer { inner, kind, pre, pieces, types, bytes, bos, eos, add_bos, add_eos, eog })
+        Ok(inner)
     }
 
     fn build_bpe(g: &GgufFile, vocab: &HashMap<String, u32>, pre: &str) -> Result<tokenizers::Tokenizer> {

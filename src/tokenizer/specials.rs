@@ -5,8 +5,31 @@
 //! text (parse_special=false), print nothing, and stop generation. Reproducing this is
 //! what makes `</s>` in Gemma-3's vocabulary (a user-defined token there) text, not a token.
 
-use super::TokenType;
 use crate::gguf::GgufFile;
+
+/// llama.cpp's token types (`tokenizer.ggml.token_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenType {
+    Normal,
+    Unknown,
+    Control,
+    UserDefined,
+    Unused,
+    Byte,
+}
+
+impl TokenType {
+    pub(super) fn from_i64(v: i64) -> Self {
+        match v {
+            2 => TokenType::Unknown,
+            3 => TokenType::Control,
+            4 => TokenType::UserDefined,
+            5 => TokenType::Unused,
+            6 => TokenType::Byte,
+            _ => TokenType::Normal,
+        }
+    }
+}
 
 /// Token texts llama.cpp looks for per special role, and the metadata key that, when
 /// present, names the role's token instead (then the texts are not looked at).
