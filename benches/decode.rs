@@ -6,11 +6,11 @@
 //! warm-up (pipeline compilation, caches) and is not counted. Reports mean ± sd of the
 //! decode rate and the weight bytes read per decoded token.
 
+use lanterna::fetch;
 use lanterna::generate::generate;
 use lanterna::gguf::GgufFile;
 use lanterna::gpu::{AdapterChoice, GpuModel};
 use lanterna::model::Config;
-use lanterna::models;
 use lanterna::sampler::{Sampler, SamplerConfig};
 use lanterna::tokenizer::Tokenizer;
 
@@ -23,14 +23,14 @@ fn main() -> lanterna::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runs = arg(&args, "--runs", 5);
     let tokens = arg(&args, "--tokens", 16);
-    let which: Vec<&models::KnownModel> = models::KNOWN
+    let which: Vec<&fetch::KnownModel> = fetch::KNOWN
         .iter()
-        .filter(|m| args.iter().any(|a| a == m.name) || !args.iter().any(|a| models::known(a).is_some()))
+        .filter(|m| args.iter().any(|a| a == m.name) || !args.iter().any(|a| fetch::known(a).is_some()))
         .collect();
     println!("| model | device | decode tokens/s | weight MiB read per token | runs × tokens |");
     println!("|---|---|---|---|---|");
     for m in which {
-        let g = GgufFile::open(models::ensure(m)?)?;
+        let g = GgufFile::open(fetch::ensure(m)?)?;
         let cfg = Config::from_gguf(&g)?;
         let tok = Tokenizer::from_gguf(&g)?;
         let mut exec = GpuModel::load(&g, cfg, 256, &AdapterChoice::from_args(None, None)?)?;

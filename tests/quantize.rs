@@ -213,7 +213,7 @@ fn quantizing_a_quantized_file_needs_the_flag() {
 /// ones "mostly" of their type). The quantized file carries it.
 #[test]
 fn file_type_follows_llama_h() {
-    use lanterna::quantize::file_type;
+    use lanterna::requantize::file_type;
     let want = [
         (GgmlType::F32, 0),
         (GgmlType::F16, 1),
@@ -234,7 +234,7 @@ fn file_type_follows_llama_h() {
     }
     let g = GgufFile::from_bytes(fallback_sample().to_bytes()).unwrap();
     for ty in lanterna::quant::quantize::QUANTIZE_TYPES {
-        let w = lanterna::quantize::quantize_model(&g, ty, false, |_, _, _| {}).unwrap();
+        let w = lanterna::requantize::quantize_model(&g, ty, false, |_, _, _| {}).unwrap();
         let out = GgufFile::from_bytes(w.to_bytes()).unwrap();
         assert_eq!(out.get("general.file_type"), Some(&lanterna::gguf::MetaValue::U32(file_type(ty))), "{ty}");
     }
@@ -273,7 +273,7 @@ fn rows_that_are_not_whole_blocks_fall_back_as_llama_cpp() {
     ];
     for (target, wide, k32, odd) in want {
         let mut notes = Vec::new();
-        let w = lanterna::quantize::quantize_model(&g, target, false, |_, _, r| {
+        let w = lanterna::requantize::quantize_model(&g, target, false, |_, _, r| {
             notes.push((r.name.clone(), r.note.clone()))
         })
         .unwrap();

@@ -1,13 +1,15 @@
 use clap::Args;
-use lanterna::compare::{compare, Tolerances};
+use lanterna::compare::{compare, CompareReport, Tolerances};
 use lanterna::cpu::CpuModel;
 use lanterna::generate::generate;
 use lanterna::gguf::GgufFile;
-use lanterna::gpu::{AdapterChoice, GpuModel};
+use lanterna::gpu::GpuModel;
 use lanterna::model::Config;
 use lanterna::sampler::{Sampler, SamplerConfig};
 use lanterna::tokenizer::Tokenizer;
-use lanterna::{models, Error, Result};
+use lanterna::{fetch, Error, Result};
+
+use super::device::AdapterArgs;
 
 #[derive(Args)]
 pub struct CompareArgs {
@@ -34,20 +36,18 @@ pub struct CompareArgs {
     perturb: Option<String>,
     #[arg(long, default_value_t = 0.5)]
     perturb_by: f32,
-    #[arg(long)]
-    backend: Option<String>,
-    #[arg(long)]
-    adapter: Option<usize>,
+    #[command(flatten)]
+    gpu: AdapterArgs,
 }
 
 pub fn run(a: CompareArgs) -> Result<()> {
-    let g = GgufFile::open(models::resolve(a.model.as_deref())?)?;
+    let g = GgufFile::open(fetch::resolve(a.model.as_deref())?)?;
     let cfg = Config::from_gguf(&g)?;
     let tok = Tokenizer::from_gguf(&g)?;
     let prompt = tok.encode(&a.prompt)?;
     let n_ctx = prompt.len() + a.n + 1;
     let mut cpu = CpuModel::load(&g, cfg.clone(), n_ctx)?;
-    let mut gpu = GpuModel::load(&g, cfg, n_ctx, &AdapterChoice::from_args(a.backend.clone(), a.adapter)?)?;
+    let mut gpu = GpuModel::load(&g, cfg, n_ctx, &a.gpu.choice()?)?;
     if let Some(label) = &a.perturb {
         gpu.perturb(label, a.perturb_by)?;
     }
@@ -61,37 +61,13 @@ pub fn run(a: CompareArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&r).map_err(|e| Error::Usage(e.to_string()))?);
     } else {
+        let gpu_name = gpu.ctx.describe();
         println!(
-            "GPU {} vs CPU f32 reference, {} positions (teacher-forced), NMSE tolerance {:e}",
-            gpu.ctx.describe(),
+            "GPU {gpu_name} vs CPU f32 reference, {} positions (teacher-forced), NMSE tolerance {:e}",
             seq.len(),
             a.tol
         );
-        println!("{:<10} {:>5} {:>12} {:>12}", "tensor", "layer", "max |Δ|", "NMSE");
-        for (i, t) in r.tensors.iter().enumerate() {
-            let layer = t.layer.map_or("-".to_string(), |l| l.to_string());
-            let mark = if Some(i) == r.first_over {
-                "  <-- first over tolerance"
-            } else if t.over {
-                "  over"
-            } else {
-                ""
-            };
-            println!("{:<10} {:>5} {:>12.3e} {:>12.3e}{mark}", t.tensor, layer, t.max_abs, t.nmse);
-        }
-        println!("\n{:>4} {:>8} {:>9} {:>9} {:>8} {:>10}", "pos", "token", "cpu top1", "gpu top1", "margin", "KL");
-        for l in &r.logits {
-            println!(
-                "{:>4} {:>8} {:>9} {:>9} {:>8.3} {:>10.2e}{}",
-                l.pos,
-                l.token,
-                l.cpu_top1,
-                l.gpu_top1,
-                l.cpu_margin,
-                l.kl,
-                if l.over { "  over" } else { "" }
-            );
-        }
+        print_tables(&r);
     }
     if r.pass {
         if !a.json {
@@ -113,5 +89,26 @@ pub fn run(a: CompareArgs) -> Result<()> {
             None => "the next-token distributions differ (see the logits table)".into(),
         };
         Err(Error::Usage(format!("compare failed: {what}")))
+    }
+}
+
+fn print_tables(r: &CompareReport) {
+    println!("{:<10} {:>5} {:>12} {:>12}", "tensor", "layer", "max |Δ|", "NMSE");
+    for (i, t) in r.tensors.iter().enumerate() {
+        let layer = t.layer.map_or("-".to_string(), |l| l.to_string());
+        let mark = if Some(i) == r.first_over {
+            "  <-- first over tolerance"
+        } else if t.over {
+            "  over"
+        } else {
+            ""
+        };
+        println!("{:<10} {:>5} {:>12.3e} {:>12.3e}{mark}", t.tensor, layer, t.max_abs, t.nmse);
+    }
+    println!("\n{:>4} {:>8} {:>9} {:>9} {:>8} {:>10}", "pos", "token", "cpu top1", "gpu top1", "margin", "KL");
+    for l in &r.logits {
+        let over = if l.over { "  over" } else { "" };
+        let (pos, token, c, g, m, kl) = (l.pos, l.token, l.cpu_top1, l.gpu_top1, l.cpu_margin, l.kl);
+        println!("{pos:>4} {token:>8} {c:>9} {g:>9} {m:>8.3} {kl:>10.2e}{over}");
     }
 }

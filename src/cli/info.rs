@@ -7,22 +7,20 @@ use lanterna::gpu::plan::{human_bytes, Category, MemoryPlan};
 use lanterna::gpu::AdapterChoice;
 use lanterna::model::Config;
 use lanterna::tokenizer::Tokenizer;
-use lanterna::{models, Error, Result};
+use lanterna::{fetch, Error, Result};
+
+use super::device::{AdapterArgs, CtxArgs};
 
 #[derive(Args)]
 pub struct InfoArgs {
     /// GGUF file, or a known model name (smollm2, gemma3); default smollm2.
     #[arg(short, long)]
     model: Option<String>,
-    /// Context size for the memory plan (default: the model's, at most 4096, as `run`).
-    #[arg(long)]
-    ctx: Option<usize>,
-    /// GPU backend to compare the plan with (vulkan, metal, dx12, gl).
-    #[arg(long)]
-    backend: Option<String>,
-    /// GPU adapter index from `lanterna devices`.
-    #[arg(long)]
-    adapter: Option<usize>,
+    /// The memory plan's context, and the adapter it is compared with.
+    #[command(flatten)]
+    ctx: CtxArgs,
+    #[command(flatten)]
+    gpu: AdapterArgs,
 }
 
 fn mib(b: u64) -> String {
@@ -30,7 +28,7 @@ fn mib(b: u64) -> String {
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
-    let path = models::resolve(a.model.as_deref())?;
+    let path = fetch::resolve(a.model.as_deref())?;
     let g = GgufFile::open(&path)?;
     println!("file:          {}", path.display());
     println!("file size:     {} ({} bytes)", mib(g.file_size()), g.file_size());
@@ -65,7 +63,22 @@ pub fn run(a: InfoArgs) -> Result<()> {
     }
     println!("rms eps:       {:e}", cfg.rms_eps);
     println!("activation:    {:?}", cfg.act);
+    print_tensors(&g);
+    let tok = Tokenizer::from_gguf(&g)?;
+    println!(
+        "tokenizer:     {:?} (pre '{}'), {} tokens, BOS {:?} (added: {}), EOS {:?}",
+        tok.kind,
+        tok.pre,
+        tok.n_vocab(),
+        tok.bos,
+        tok.add_bos,
+        tok.eos
+    );
+    print_plan(&MemoryPlan::new(&g, &cfg, a.ctx.n_ctx(&cfg)?)?, &a.gpu.choice()?)
+}
 
+/// Tensors by type: count, weights, bytes; and the parameter count.
+fn print_tensors(g: &GgufFile) {
     let mut by_type: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
     let mut params = 0u64;
     for t in &g.tensors {
@@ -80,21 +93,6 @@ pub fn run(a: InfoArgs) -> Result<()> {
     for (ty, (n, el, bytes)) in &by_type {
         println!("  {ty:<6} {n:>4} tensors  {el:>12} weights  {:>12}", mib(*bytes));
     }
-    let tok = Tokenizer::from_gguf(&g)?;
-    println!(
-        "tokenizer:     {:?} (pre '{}'), {} tokens, BOS {:?} (added: {}), EOS {:?}",
-        tok.kind,
-        tok.pre,
-        tok.n_vocab(),
-        tok.bos,
-        tok.add_bos,
-        tok.eos
-    );
-    let n_ctx = a.ctx.unwrap_or(cfg.n_ctx_train.min(4096));
-    if n_ctx == 0 {
-        return Err(Error::Usage("--ctx must be at least 1".into()));
-    }
-    print_plan(&MemoryPlan::new(&g, &cfg, n_ctx)?, &AdapterChoice::from_args(a.backend, a.adapter)?)
 }
 
 /// The GPU memory plan, by kind, and whether it fits the chosen adapter.

@@ -2,6 +2,7 @@
 
 mod bench;
 mod compare;
+mod device;
 mod devices;
 mod info;
 mod perplexity;

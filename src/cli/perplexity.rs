@@ -3,13 +3,12 @@ use std::time::Instant;
 
 use clap::Args;
 use lanterna::gguf::GgufFile;
-use lanterna::gpu::AdapterChoice;
 use lanterna::model::Config;
 use lanterna::perplexity::perplexity;
 use lanterna::tokenizer::Tokenizer;
-use lanterna::{models, Error, Result};
+use lanterna::{fetch, Error, Result};
 
-use super::run::{load_executor, Device};
+use super::device::DeviceArgs;
 
 #[derive(Args)]
 pub struct PerplexityArgs {
@@ -25,12 +24,8 @@ pub struct PerplexityArgs {
     /// Score at most this many chunks.
     #[arg(long)]
     chunks: Option<usize>,
-    #[arg(long, value_enum, default_value_t = Device::Auto)]
-    device: Device,
-    #[arg(long)]
-    backend: Option<String>,
-    #[arg(long)]
-    adapter: Option<usize>,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Print one JSON object at the end instead of llama.cpp's text.
     #[arg(long)]
     json: bool,
@@ -46,14 +41,13 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
             e.utf8_error().valid_up_to()
         ))
     })?;
-    let g = GgufFile::open(models::resolve(a.model.as_deref())?)?;
+    let g = GgufFile::open(fetch::resolve(a.model.as_deref())?)?;
     let cfg = Config::from_gguf(&g)?;
     let tok = Tokenizer::from_gguf(&g)?;
     if a.ctx < 4 {
         return Err(Error::Usage(format!("-c {} is too small: a chunk needs at least 4 tokens", a.ctx)));
     }
-    let choice = AdapterChoice::from_args(a.backend.clone(), a.adapter)?;
-    let mut exec = load_executor(a.device, &g, cfg, a.ctx, &choice, |_| {})?;
+    let mut exec = a.device.load(&g, cfg, a.ctx, |_| {})?;
     if !a.json {
         eprintln!("lanterna: perplexity of {} on {}, chunks of {} tokens", a.file.display(), exec.name(), a.ctx);
         eprint!("calculating perplexity: ");

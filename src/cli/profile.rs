@@ -5,11 +5,13 @@ use clap::Args;
 use lanterna::generate::Executor;
 use lanterna::gguf::GgufFile;
 use lanterna::gpu::profile::{stream_rate, OpTiming};
-use lanterna::gpu::{AdapterChoice, GpuModel};
+use lanterna::gpu::GpuModel;
 use lanterna::model::Config;
 use lanterna::sampler::argmax;
 use lanterna::tokenizer::Tokenizer;
-use lanterna::{models, Error, Result};
+use lanterna::{fetch, Error, Result};
+
+use super::device::{AdapterArgs, CtxArgs};
 use serde_json::json;
 
 #[derive(Args)]
@@ -28,12 +30,10 @@ pub struct ProfileArgs {
     /// Print the tables as JSON instead.
     #[arg(long)]
     json: bool,
-    #[arg(long)]
-    ctx: Option<usize>,
-    #[arg(long)]
-    backend: Option<String>,
-    #[arg(long)]
-    adapter: Option<usize>,
+    #[command(flatten)]
+    ctx: CtxArgs,
+    #[command(flatten)]
+    gpu: AdapterArgs,
 }
 
 /// One profiled forward step.
@@ -127,33 +127,14 @@ fn trace(runs: &[TokenRun], path: &std::path::Path) -> Result<()> {
         .map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
-pub fn run(a: ProfileArgs) -> Result<()> {
-    let g = GgufFile::open(models::resolve(a.model.as_deref())?)?;
-    let cfg = Config::from_gguf(&g)?;
-    let tok = Tokenizer::from_gguf(&g)?;
-    let prompt = tok.encode(&a.prompt)?;
-    let n_ctx = a.ctx.unwrap_or(cfg.n_ctx_train.min(4096));
-    if prompt.len() + a.n > n_ctx {
-        return Err(Error::Context(format!(
-            "the prompt ({} tokens) plus {} needs more than the context of {n_ctx}",
-            prompt.len(),
-            a.n
-        )));
-    }
-    let mut m = GpuModel::load(&g, cfg, n_ctx, &AdapterChoice::from_args(a.backend.clone(), a.adapter)?)?;
-    let mode = m.enable_profiling()?;
-    let ceiling = stream_rate(&m.ctx, 1 << 24)?;
-    if !a.json {
-        println!("adapter: {}", m.ctx.describe());
-        println!("timing: {}", mode.describe());
-        println!("ceiling: plain f32 streaming kernel {ceiling:.2} GB/s (read + write)");
-    }
-
+/// The prompt one token at a time, then `n` greedy tokens, each step timed; also the
+/// generated tokens.
+fn profile_tokens(m: &mut GpuModel, prompt: &[u32], n: usize) -> Result<(Vec<TokenRun>, Vec<u32>)> {
     let t0 = Instant::now();
     let mut runs = Vec::new();
     let mut tokens = Vec::new();
     let mut next = 0u32;
-    for pos in 0..prompt.len() + a.n {
+    for pos in 0..prompt.len() + n {
         let (t, phase) = if pos < prompt.len() { (prompt[pos], "prefill") } else { (next, "decode") };
         if pos >= prompt.len() {
             tokens.push(t);
@@ -165,6 +146,32 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         next = argmax(logits);
         runs.push(TokenRun { phase, wall_start_us: start, wall_ms, ops: m.take_timings() });
     }
+    Ok((runs, tokens))
+}
+
+pub fn run(a: ProfileArgs) -> Result<()> {
+    let g = GgufFile::open(fetch::resolve(a.model.as_deref())?)?;
+    let cfg = Config::from_gguf(&g)?;
+    let tok = Tokenizer::from_gguf(&g)?;
+    let prompt = tok.encode(&a.prompt)?;
+    let n_ctx = a.ctx.n_ctx(&cfg)?;
+    if prompt.len() + a.n > n_ctx {
+        return Err(Error::Context(format!(
+            "the prompt ({} tokens) plus {} needs more than the context of {n_ctx}",
+            prompt.len(),
+            a.n
+        )));
+    }
+    let mut m = GpuModel::load(&g, cfg, n_ctx, &a.gpu.choice()?)?;
+    let mode = m.enable_profiling()?;
+    let ceiling = stream_rate(&m.ctx, 1 << 24)?;
+    if !a.json {
+        println!("adapter: {}", m.ctx.describe());
+        println!("timing: {}", mode.describe());
+        println!("ceiling: plain f32 streaming kernel {ceiling:.2} GB/s (read + write)");
+    }
+
+    let (runs, tokens) = profile_tokens(&mut m, &prompt, a.n)?;
     // The last forward only produces logits for a token we do not keep; it is still a decode step.
     let prefill: Vec<&TokenRun> = runs.iter().filter(|r| r.phase == "prefill").collect();
     let decode: Vec<&TokenRun> = runs.iter().filter(|r| r.phase == "decode").collect();

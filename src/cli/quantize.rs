@@ -6,7 +6,7 @@ use clap::Args;
 use lanterna::gguf::GgufFile;
 use lanterna::gpu::plan::human_bytes;
 use lanterna::quant::GgmlType;
-use lanterna::quantize::quantize_model;
+use lanterna::requantize::quantize_model;
 use lanterna::{Error, Result};
 
 #[derive(Args)]

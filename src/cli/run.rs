@@ -1,24 +1,15 @@
 use std::io::Write;
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
-use lanterna::cpu::CpuModel;
-use lanterna::generate::{generate, Executor};
+use clap::Args;
+use lanterna::generate::{generate, Generation};
 use lanterna::gguf::GgufFile;
-use lanterna::gpu::{AdapterChoice, GpuModel};
 use lanterna::model::Config;
 use lanterna::sampler::{Sampler, SamplerConfig};
 use lanterna::tokenizer::{StreamDecoder, Tokenizer};
-use lanterna::{models, Error, Result};
+use lanterna::{fetch, Error, Result};
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Device {
-    /// The GPU when an adapter exists, else the CPU.
-    Auto,
-    Gpu,
-    /// The plain f32 reference path.
-    Cpu,
-}
+use super::device::{CtxArgs, DeviceArgs};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -49,17 +40,10 @@ pub struct RunArgs {
     /// Random seed (default: from the clock; printed so a run can be repeated).
     #[arg(long)]
     seed: Option<u64>,
-    /// Context size in tokens (default: the model's, at most 4096).
-    #[arg(long)]
-    ctx: Option<usize>,
-    #[arg(long, value_enum, default_value_t = Device::Auto)]
-    device: Device,
-    /// GPU backend: vulkan, metal, dx12 or gl (default: any; env LANTERNA_BACKEND).
-    #[arg(long)]
-    backend: Option<String>,
-    /// GPU adapter index from `lanterna devices` (env LANTERNA_ADAPTER).
-    #[arg(long)]
-    adapter: Option<usize>,
+    #[command(flatten)]
+    ctx: CtxArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Do not stop at end-of-generation tokens.
     #[arg(long)]
     ignore_eos: bool,
@@ -68,50 +52,17 @@ pub struct RunArgs {
     json: bool,
 }
 
-/// The executor `--device` asks for: `auto` takes the GPU when an adapter exists, else says
-/// so and falls back to the CPU reference path. `loaded` sees the GPU model once uploaded.
-pub fn load_executor(
-    device: Device,
-    g: &GgufFile,
-    cfg: Config,
-    n_ctx: usize,
-    choice: &AdapterChoice,
-    loaded: impl FnOnce(&GpuModel),
-) -> Result<Box<dyn Executor>> {
-    let gpu = matches!(device, Device::Gpu)
-        || (matches!(device, Device::Auto)
-            && !lanterna::gpu::context::adapters(lanterna::gpu::context::parse_backends(choice.backend.as_deref())?)
-                .is_empty());
-    if gpu {
-        let m = GpuModel::load(g, cfg, n_ctx, choice)?;
-        loaded(&m);
-        return Ok(Box::new(m));
-    }
-    if matches!(device, Device::Auto) {
-        eprintln!("lanterna: no GPU adapter found; running on the CPU reference path");
-    }
-    Ok(Box::new(CpuModel::load(g, cfg, n_ctx)?))
-}
-
 pub fn run(a: RunArgs) -> Result<()> {
     let t_load = Instant::now();
-    let g = GgufFile::open(models::resolve(a.model.as_deref())?)?;
+    let g = GgufFile::open(fetch::resolve(a.model.as_deref())?)?;
     let cfg = Config::from_gguf(&g)?;
     let tok = Tokenizer::from_gguf(&g)?;
-    let n_ctx = a.ctx.unwrap_or(cfg.n_ctx_train.min(4096));
-    if n_ctx == 0 {
-        return Err(Error::Usage("--ctx must be at least 1".into()));
-    }
-    let choice = AdapterChoice::from_args(a.backend.clone(), a.adapter)?;
+    let n_ctx = a.ctx.n_ctx(&cfg)?;
     let json = a.json;
-    let mut exec = load_executor(a.device, &g, cfg, n_ctx, &choice, |m| {
+    let mut exec = a.device.load(&g, cfg, n_ctx, |m| {
         if !json {
-            eprintln!(
-                "lanterna: uploaded {:.1} MiB of weights to {} in {:.0} ms",
-                m.upload_bytes as f64 / (1024.0 * 1024.0),
-                m.ctx.describe(),
-                m.upload_ms
-            );
+            let mib = m.upload_bytes as f64 / (1024.0 * 1024.0);
+            eprintln!("lanterna: uploaded {mib:.1} MiB of weights to {} in {:.0} ms", m.ctx.describe(), m.upload_ms);
         }
     })?;
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
@@ -138,46 +89,55 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut stream = StreamDecoder::default();
     let gen = generate(exec.as_mut(), &tok, &mut sampler, &prompt, a.n, a.ignore_eos, |id| {
         if !json {
-            let s = stream.push(&tok, id);
-            out.write_all(s.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::Usage(format!("writing to stdout: {e}")))?;
+            write(&mut out, &stream.push(&tok, id))?;
+            out.flush().map_err(|e| Error::Usage(format!("writing to stdout: {e}")))?;
         }
         Ok(())
     })?;
-
     if json {
-        let v = serde_json::json!({
-            "prompt_tokens": gen.prompt_tokens,
-            "tokens": gen.tokens,
-            "text": tok.decode(&gen.tokens),
-            "stop": gen.stop.as_str(),
-            "device": exec.name(),
-            "seed": seed,
-            "timings": {
-                "load_ms": load_ms,
-                "prompt_ms": gen.prompt_ms,
-                "prompt_tokens_per_s": gen.prompt_tokens_per_s(),
-                "decode_ms": gen.decode_ms,
-                "decode_tokens_per_s": gen.decode_tokens_per_s(),
-            },
-        });
-        writeln!(out, "{v}").map_err(|e| Error::Usage(format!("writing to stdout: {e}")))?;
+        let v = report(&gen, &tok, &exec.name(), seed, load_ms);
+        write(&mut out, &format!("{v}\n"))?;
     } else {
-        let rest = stream.finish();
-        writeln!(out, "{rest}").map_err(|e| Error::Usage(format!("writing to stdout: {e}")))?;
-        eprintln!(
-            "lanterna: load {:.0} ms | prompt {} tokens, {:.1} tokens/s | decode {} tokens, {:.1} tokens/s | stop: {}",
-            load_ms,
-            gen.prompt_tokens.len(),
-            gen.prompt_tokens_per_s(),
-            gen.decode_steps,
-            gen.decode_tokens_per_s(),
-            gen.stop.as_str()
-        );
+        write(&mut out, &format!("{}\n", stream.finish()))?;
+        eprintln!("lanterna: load {load_ms:.0} ms | {}", summary(&gen));
     }
     if gen.stop == lanterna::generate::StopReason::Interrupted {
         return Err(Error::Interrupted);
     }
     Ok(())
+}
+
+fn write(out: &mut impl Write, s: &str) -> Result<()> {
+    out.write_all(s.as_bytes()).map_err(|e| Error::Usage(format!("writing to stdout: {e}")))
+}
+
+/// `--json`'s one object.
+fn report(gen: &Generation, tok: &Tokenizer, device: &str, seed: u64, load_ms: f64) -> serde_json::Value {
+    serde_json::json!({
+        "prompt_tokens": gen.prompt_tokens,
+        "tokens": gen.tokens,
+        "text": tok.decode(&gen.tokens),
+        "stop": gen.stop.as_str(),
+        "device": device,
+        "seed": seed,
+        "timings": {
+            "load_ms": load_ms,
+            "prompt_ms": gen.prompt_ms,
+            "prompt_tokens_per_s": gen.prompt_tokens_per_s(),
+            "decode_ms": gen.decode_ms,
+            "decode_tokens_per_s": gen.decode_tokens_per_s(),
+        },
+    })
+}
+
+/// The closing line's speeds and stop reason.
+fn summary(gen: &Generation) -> String {
+    format!(
+        "prompt {} tokens, {:.1} tokens/s | decode {} tokens, {:.1} tokens/s | stop: {}",
+        gen.prompt_tokens.len(),
+        gen.prompt_tokens_per_s(),
+        gen.decode_steps,
+        gen.decode_tokens_per_s(),
+        gen.stop.as_str()
+    )
 }

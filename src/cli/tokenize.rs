@@ -1,7 +1,7 @@
 use clap::Args;
 use lanterna::gguf::GgufFile;
 use lanterna::tokenizer::Tokenizer;
-use lanterna::{models, Result};
+use lanterna::{fetch, Result};
 
 #[derive(Args)]
 pub struct TokenizeArgs {
@@ -16,7 +16,7 @@ pub struct TokenizeArgs {
 }
 
 pub fn run(a: TokenizeArgs) -> Result<()> {
-    let g = GgufFile::open(models::resolve(a.model.as_deref())?)?;
+    let g = GgufFile::open(fetch::resolve(a.model.as_deref())?)?;
     let tok = Tokenizer::from_gguf(&g)?;
     let ids = tok.encode(&a.text)?;
     let pieces: Vec<String> = ids.iter().map(|&i| tok.display_piece_or_text(i)).collect();

@@ -1,5 +1,5 @@
 //! A minimal GGUF writer: builds valid files for tests (tiny models, and the starting
-//! point of hostile ones) and, later, for `lanterna quantize`.
+//! point of hostile ones) and for `lanterna quantize`.
 
 use super::{GgufFile, MetaValue, ValueType, DEFAULT_ALIGNMENT, GGUF_MAGIC};
 use crate::quant::GgmlType;

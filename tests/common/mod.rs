@@ -21,7 +21,7 @@ pub const GEMMA3: RealModel =
 /// The cached model file. Missing models fail the test loudly: a test that cannot see
 /// its model has proven nothing.
 pub fn model_path(m: &RealModel) -> PathBuf {
-    let p = lanterna::models::cache_dir().join(m.file);
+    let p = lanterna::fetch::cache_dir().join(m.file);
     assert!(
         p.is_file(),
         "\n\n*** MISSING: {} not found at {} ***\nRun scripts/fetch-models.sh (scripts/test.sh does it for you) or set LANTERNA_MODELS.\n",

@@ -1,0 +1,90 @@
+//! The device arguments every command that runs a model shares, flattened into each.
+
+use clap::{Args, ValueEnum};
+use lanterna::cpu::CpuModel;
+use lanterna::generate::Executor;
+use lanterna::gguf::GgufFile;
+use lanterna::gpu::context::{adapters, parse_backends};
+use lanterna::gpu::{AdapterChoice, GpuModel};
+use lanterna::model::Config;
+use lanterna::{Error, Result};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Device {
+    /// The GPU when an adapter exists, else the CPU.
+    Auto,
+    Gpu,
+    /// The plain f32 reference path.
+    Cpu,
+}
+
+/// Which GPU adapter: `--backend`, `--adapter`.
+#[derive(Args, Clone)]
+pub struct AdapterArgs {
+    /// GPU backend: vulkan, metal, dx12 or gl (default: any; env LANTERNA_BACKEND).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// GPU adapter index from `lanterna devices` (env LANTERNA_ADAPTER).
+    #[arg(long)]
+    pub adapter: Option<usize>,
+}
+
+impl AdapterArgs {
+    pub fn choice(&self) -> Result<AdapterChoice> {
+        AdapterChoice::from_args(self.backend.clone(), self.adapter)
+    }
+}
+
+/// Where a model runs: `--device` and the adapter.
+#[derive(Args, Clone)]
+pub struct DeviceArgs {
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+    #[command(flatten)]
+    pub gpu: AdapterArgs,
+}
+
+/// `--ctx`: the context size in tokens.
+#[derive(Args, Clone)]
+pub struct CtxArgs {
+    /// Context size in tokens (default: the model's, at most 4096).
+    #[arg(long)]
+    pub ctx: Option<usize>,
+}
+
+impl CtxArgs {
+    pub fn n_ctx(&self, cfg: &Config) -> Result<usize> {
+        match self.ctx.unwrap_or(cfg.n_ctx_train.min(4096)) {
+            0 => Err(Error::Usage("--ctx must be at least 1".into())),
+            n => Ok(n),
+        }
+    }
+}
+
+impl DeviceArgs {
+    /// The executor `--device` asks for: `auto` takes the GPU when an adapter exists, else
+    /// says so and falls back to the CPU reference path. `loaded` sees the GPU model once uploaded.
+    pub fn load(
+        &self,
+        g: &GgufFile,
+        cfg: Config,
+        n_ctx: usize,
+        loaded: impl FnOnce(&GpuModel),
+    ) -> Result<Box<dyn Executor>> {
+        let choice = self.gpu.choice()?;
+        let gpu = match self.device {
+            Device::Gpu => true,
+            Device::Auto => !adapters(parse_backends(choice.backend.as_deref())?).is_empty(),
+            Device::Cpu => false,
+        };
+        if gpu {
+            let m = GpuModel::load(g, cfg, n_ctx, &choice)?;
+            loaded(&m);
+            return Ok(Box::new(m));
+        }
+        if matches!(self.device, Device::Auto) {
+            eprintln!("lanterna: no GPU adapter found; running on the CPU reference path");
+        }
+        Ok(Box::new(CpuModel::load(g, cfg, n_ctx)?))
+    }
+}
