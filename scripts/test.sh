@@ -25,9 +25,12 @@ if [ -z "${LANTERNA_ZOO:-}" ] || [ ! -d "$LANTERNA_ZOO" ]; then
   echo "test.sh: no zoo found (set LANTERNA_ZOO or put shared/ beside the repository): the zoo tests will fail" >&2
 fi
 
-# Formatting and lints are part of the suite: a diff or a warning fails the run.
+# Formatting, lints and the shape of the code are part of the suite: a diff, a warning, a
+# function in src/ over 80 lines or a module that imports one importing it back fails the run.
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
+python3 scripts/fn-lengths.py 5 --max 80
+python3 scripts/module-cycles.py
 
 # Mesa's device-select layer complains about XDG_RUNTIME_DIR on headless machines.
 export NODEVICE_SELECT=1
