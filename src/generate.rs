@@ -30,15 +30,21 @@ pub trait Executor {
     /// index `from` on, row after row ([tokens.len() - from, n_vocab]) — perplexity needs
     /// every position's prediction. Executors with a batched path override this.
     fn logits_from(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
-        let mut out = Vec::new();
-        for (i, &t) in tokens.iter().enumerate() {
-            let l = self.forward(t, pos + i)?;
-            if i >= from {
-                out.extend_from_slice(l);
-            }
-        }
-        Ok(out)
+        logits_one_by_one(self, tokens, pos, from)
     }
+}
+
+/// `Executor::logits_from` one `forward` at a time: the default, and what a batched
+/// executor falls back to when it must see every token (profiling, capture).
+pub fn logits_one_by_one<E: Executor + ?Sized>(e: &mut E, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    for (i, &t) in tokens.iter().enumerate() {
+        let l = e.forward(t, pos + i)?;
+        if i >= from {
+            out.extend_from_slice(l);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use super::program::{NoHooks, Program};
 use super::record::Recorder;
 use super::state::StepBuffers;
 use crate::error::{Error, Result};
-use crate::generate::Executor;
+use crate::generate::{logits_one_by_one, Executor};
 use crate::gguf::GgufFile;
 use crate::model::{recipe, Act, Captured, Config, ModelWeights};
 
@@ -284,19 +284,6 @@ impl GpuModel {
         self.ctx.check_health()?;
         Ok(rows.split_off(skip * n_vocab))
     }
-
-    /// Token by token (profiling and capture time or copy single tokens), keeping the
-    /// logits of indices `from..`.
-    fn logits_one_by_one(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
-        let mut out = Vec::new();
-        for (i, &t) in tokens.iter().enumerate() {
-            let l = self.forward(t, pos + i)?;
-            if i >= from {
-                out.extend_from_slice(l);
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// Record the decoding and prompt-processing programs.
@@ -362,7 +349,7 @@ impl Executor for GpuModel {
     /// back to `forward`.
     fn prefill(&mut self, tokens: &[u32], pos: usize) -> Result<&[f32]> {
         if self.profiler.is_some() || self.capture.is_some() || tokens.len() == 1 {
-            self.logits_one_by_one(tokens, pos, tokens.len())?;
+            logits_one_by_one(self, tokens, pos, tokens.len())?;
             return Ok(&self.logits);
         }
         self.check(tokens, pos)?;
@@ -388,7 +375,7 @@ impl Executor for GpuModel {
     /// indices `from..`: one matmul per chunk instead of a matvec per token.
     fn logits_from(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
         if self.profiler.is_some() || self.capture.is_some() {
-            return self.logits_one_by_one(tokens, pos, from);
+            return logits_one_by_one(self, tokens, pos, from);
         }
         self.check(tokens, pos)?;
         self.ensure_all_head()?;
