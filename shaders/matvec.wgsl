@@ -1,5 +1,6 @@
 // y[out_offset + r] = Σ_c W[r, c] · x[c]. W stays in its GGUF encoding and is decoded
 // block by block (block_dot from the quant/<type>.wgsl included before this file).
+// X and `xval` come from matvec_x_storage.wgsl or matvec_x_uniform.wgsl, appended.
 // A workgroup of 64 threads handles 64/TPR rows with TPR threads per row: on CPU-like
 // adapters (lavapipe) few threads per row and many rows per workgroup is fastest, and
 // the K-quant rows of these models have only a handful of 256-weight blocks anyway.
@@ -12,7 +13,6 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;        // [cols, rows] any GGUF type
-@group(0) @binding(1) var<storage, read> X: array<f32>;        // [cols]
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [out_offset + rows]
 @group(0) @binding(3) var<uniform> P: Params;
 
@@ -26,10 +26,6 @@ alias acc_t = f32;
 
 fn acc_zero() -> acc_t {
     return 0.0;
-}
-
-fn xval(i: u32) -> acc_t {
-    return X[i];
 }
 
 @compute @workgroup_size(64)

@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use lanterna::cpu::ops;
-use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, GpuTensor};
+use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
 use lanterna::gpu::builder::{run_once, Batch, Builder};
-use lanterna::gpu::kernels::{uniform, Groups, Kernel, Kernels, MatmulX};
+use lanterna::gpu::kernels::{uniform, Groups, Kernel, Kernels, MatmulX, MatvecX};
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
 use lanterna::model::{Activation, RopeStyle};
@@ -57,32 +57,50 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
     if cap.is_some() {
         assert!(t.parts.len() >= 3, "the cap should split the tensor");
     }
-    let xb = f32_buffer_init(&r.ctx, "x", &x);
+    // X as decoding makes it (a buffer that may be bound as uniform) or as a plain one.
+    let xb = match r.kernels.matvec_x {
+        MatvecX::Uniform => x_buffer(&r.ctx, "x", cols),
+        MatvecX::Storage => f32_buffer(&r.ctx, "x", cols),
+    };
+    r.ctx.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
     let yb = f32_buffer(&r.ctx, "y", rows);
     let d = r.builder().matvec("matvec", &t, &xb, &yb).unwrap();
+    let kernel = d[0].kernel;
+    let want_kernel = Kernel::Matvec(ty, r.kernels.matvec_x);
+    assert_eq!(kernel, want_kernel, "the builder must use the X variant the kernels chose");
     run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
     let got = read_f32(&r.ctx, &yb, rows).unwrap();
     let e = nmse(&got, &want);
     println!(
-        "matvec {ty}: {rows}x{cols}, {} part(s), NMSE {e:.2e} (ggml bound {QUANT_MATMUL_NMSE:.0e})",
-        t.parts.len()
+        "{}: {rows}x{cols}, {} part(s), {} lanes per row, NMSE {e:.2e} (ggml bound {QUANT_MATMUL_NMSE:.0e})",
+        kernel.name(),
+        t.parts.len(),
+        r.kernels.matvec_tpr
     );
     assert!(e < F32_NMSE, "matvec {ty}: NMSE {e:e}");
 }
 
+/// Every configuration an adapter can select: lanes per row from one (CPU adapters) to the
+/// whole workgroup, X from a storage or a uniform buffer.
 #[test]
-fn matvec_every_type() {
-    let Some(mut r) = rig() else { return };
-    for ty in GgmlType::ALL {
-        // 37 rows: not a multiple of the 8 rows a workgroup handles.
-        let blocks = if ty.block_size() == 1 {
-            203
-        } else if ty.block_size() == 32 {
-            11
-        } else {
-            3
-        };
-        check_matvec(&mut r, ty, 37, blocks, None);
+fn matvec_every_type_every_configuration() {
+    for tpr in [1, 2, 8, 32, 64] {
+        for matvec_x in [MatvecX::Storage, MatvecX::Uniform] {
+            let Some(mut r) = rig() else { return };
+            r.kernels.matvec_tpr = tpr;
+            r.kernels.matvec_x = matvec_x;
+            for ty in GgmlType::ALL {
+                // 37 rows: not a multiple of the rows a workgroup handles.
+                let blocks = if ty.block_size() == 1 {
+                    203
+                } else if ty.block_size() == 32 {
+                    11
+                } else {
+                    3
+                };
+                check_matvec(&mut r, ty, 37, blocks, None);
+            }
+        }
     }
 }
 

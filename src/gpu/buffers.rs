@@ -2,6 +2,7 @@
 //! larger than one storage binding may be), f32 activation buffers, and readback.
 
 use super::context::GpuContext;
+use super::kernels::UNIFORM_X_BYTES;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::model::{Config, ModelWeights};
@@ -116,6 +117,34 @@ pub fn f32_buffer(ctx: &GpuContext, label: &str, len: usize) -> wgpu::Buffer {
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     })
+}
+
+/// An f32 buffer that a decoding matvec may read X from: up to `UNIFORM_X_BYTES / 4`
+/// floats get a buffer of exactly that size that can also be bound as uniform; wider ones
+/// a plain `f32_buffer`. `x_buffer_floats` is its size in floats, for the memory plan.
+pub fn x_buffer(ctx: &GpuContext, label: &str, len: usize) -> wgpu::Buffer {
+    if len > (UNIFORM_X_BYTES / 4) as usize {
+        return f32_buffer(ctx, label, len);
+    }
+    ctx.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: UNIFORM_X_BYTES,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::UNIFORM
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// The floats `x_buffer` allocates for `len`.
+pub fn x_buffer_floats(len: usize) -> usize {
+    let uniform = (UNIFORM_X_BYTES / 4) as usize;
+    if len <= uniform {
+        uniform
+    } else {
+        len
+    }
 }
 
 pub fn f32_buffer_init(ctx: &GpuContext, label: &str, data: &[f32]) -> wgpu::Buffer {

@@ -4,7 +4,9 @@
 
 use super::buffers::GpuTensor;
 use super::context::GpuContext;
-use super::kernels::{bind, uniform, Dispatch, Groups, Kernel, Kernels, MatmulX, Traffic, WG};
+use super::kernels::{
+    bind, uniform, Dispatch, Groups, Kernel, Kernels, MatmulX, MatvecX, Traffic, UNIFORM_X_BYTES, WG,
+};
 use super::params::*;
 use crate::error::Result;
 use crate::model::{Activation, RopeStyle};
@@ -69,6 +71,16 @@ impl Builder<'_> {
         }
     }
 
+    /// The kernels' choice of X buffer, where `x` can be bound that way (made by `x_buffer`).
+    fn matvec_x(&self, x: &wgpu::Buffer) -> MatvecX {
+        let uniform_ok = x.usage().contains(wgpu::BufferUsages::UNIFORM) && x.size() == UNIFORM_X_BYTES;
+        if self.kernels.matvec_x == MatvecX::Uniform && uniform_ok {
+            MatvecX::Uniform
+        } else {
+            MatvecX::Storage
+        }
+    }
+
     /// y = W·x, one dispatch per part of W. `y` holds all `W.rows` outputs (per token).
     pub fn matvec(&mut self, label: &str, w: &GpuTensor, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Vec<Dispatch>> {
         let mut out = Vec::new();
@@ -116,6 +128,7 @@ impl Builder<'_> {
             }
             return Ok(out);
         }
+        let xv = self.matvec_x(x);
         for part in &w.parts {
             let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
             let pb = uniform(self.ctx, label, &p);
@@ -126,7 +139,7 @@ impl Builder<'_> {
                 read_per_pos: 0,
             };
             out.push(self.dispatch(
-                Kernel::Matvec(w.ty),
+                Kernel::Matvec(w.ty, xv),
                 label,
                 &[(0, &part.buffer), (1, x), (2, y), (3, &pb)],
                 groups,

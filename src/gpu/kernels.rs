@@ -34,7 +34,8 @@ fn quant_source(ty: GgmlType) -> &'static str {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    Matvec(GgmlType),
+    /// One token, with X in the buffer kind `MatvecX` says.
+    Matvec(GgmlType, MatvecX),
     /// Several tokens at once (prompt processing), with X reaching each thread as `MatmulX` says.
     Matmul(GgmlType, MatmulX),
     Embed(GgmlType),
@@ -63,6 +64,33 @@ pub enum MatmulX {
     Subgroup,
 }
 
+/// Where the decoding matvec reads X from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatvecX {
+    /// A storage buffer: any width; right where lanes split a row (GPUs).
+    Storage,
+    /// A 64 KiB uniform buffer (`UNIFORM_X_BYTES`), for inputs that fit: on CPU adapters,
+    /// one lane per row, it made lavapipe's matvecs 1.2–3.9× faster (`cargo bench --bench matvec`).
+    Uniform,
+}
+
+/// The size of a uniform X binding (the array in matvec_x_uniform.wgsl).
+pub const UNIFORM_X_BYTES: u64 = 65536;
+
+impl MatvecX {
+    /// Uniform where one lane owns a row and the adapter binds 64 KiB uniform buffers;
+    /// `LANTERNA_MATVEC_X=storage|uniform` overrides it (uniform only where possible).
+    pub fn for_adapter(limits: &wgpu::Limits, tpr: u32) -> Self {
+        let possible = limits.max_uniform_buffer_binding_size >= UNIFORM_X_BYTES;
+        match std::env::var("LANTERNA_MATVEC_X").as_deref() {
+            Ok("storage") => MatvecX::Storage,
+            Ok("uniform") if possible => MatvecX::Uniform,
+            _ if possible && tpr == 1 => MatvecX::Uniform,
+            _ => MatvecX::Storage,
+        }
+    }
+}
+
 impl MatmulX {
     /// Subgroup broadcasts where the device has subgroups of 8 or more lanes; on lavapipe
     /// they make the prompt matmul about four times faster (`cargo bench --bench matvec`).
@@ -80,7 +108,8 @@ impl MatmulX {
 impl Kernel {
     pub fn name(self) -> String {
         match self {
-            Kernel::Matvec(t) => format!("matvec_{}", t.name().to_lowercase()),
+            Kernel::Matvec(t, MatvecX::Storage) => format!("matvec_{}", t.name().to_lowercase()),
+            Kernel::Matvec(t, MatvecX::Uniform) => format!("matvec_u_{}", t.name().to_lowercase()),
             Kernel::Matmul(t, MatmulX::Vec4) => format!("matmul_{}", t.name().to_lowercase()),
             Kernel::Matmul(t, MatmulX::Subgroup) => format!("matmul_sg_{}", t.name().to_lowercase()),
             Kernel::Embed(t) => format!("embed_{}", t.name().to_lowercase()),
@@ -101,7 +130,13 @@ impl Kernel {
     fn source(self) -> (String, &'static str) {
         let quant = |ty: GgmlType, main: &str| format!("{COMMON}\n{KSCALE}\n{}\n{main}", quant_source(ty));
         match self {
-            Kernel::Matvec(t) => (quant(t, include_str!("../../shaders/matvec.wgsl")), "main"),
+            Kernel::Matvec(t, x) => {
+                let xs = match x {
+                    MatvecX::Storage => include_str!("../../shaders/matvec_x_storage.wgsl"),
+                    MatvecX::Uniform => include_str!("../../shaders/matvec_x_uniform.wgsl"),
+                };
+                (format!("{}\n{xs}", quant(t, include_str!("../../shaders/matvec.wgsl"))), "main")
+            }
             Kernel::Matmul(t, x) => {
                 let xs = match x {
                     MatmulX::Vec4 => include_str!("../../shaders/matmul_x_vec4.wgsl"),
@@ -142,6 +177,8 @@ pub struct Kernels {
     pub matvec_tpr: u32,
     /// The prompt matmul's variant (see `MatmulX::for_adapter`).
     pub matmul_x: MatmulX,
+    /// Where decoding matvecs read X from, for inputs made by `buffers::x_buffer`.
+    pub matvec_x: MatvecX,
 }
 
 /// Threads per matvec row for an adapter: CPU adapters (lavapipe) run a workgroup's
@@ -167,14 +204,17 @@ impl Kernels {
             max_groups: limits.max_compute_workgroups_per_dimension,
             matvec_tpr: 8,
             matmul_x: MatmulX::Vec4,
+            matvec_x: MatvecX::Storage,
         }
     }
 
     /// The kernel variants that suit the device best.
     pub fn for_device(ctx: &GpuContext) -> Self {
+        let tpr = default_matvec_tpr(&ctx.info);
         Kernels {
-            matvec_tpr: default_matvec_tpr(&ctx.info),
+            matvec_tpr: tpr,
             matmul_x: MatmulX::for_adapter(&ctx.info, ctx.features),
+            matvec_x: MatvecX::for_adapter(&ctx.limits, tpr),
             ..Self::new(&ctx.limits)
         }
     }
@@ -185,7 +225,7 @@ impl Kernels {
         if !self.pipelines.contains_key(&k) {
             let (src, entry) = k.source();
             let constants: Vec<(&str, f64)> = match k {
-                Kernel::Matvec(_) => vec![("TPR", self.matvec_tpr as f64)],
+                Kernel::Matvec(..) => vec![("TPR", self.matvec_tpr as f64)],
                 _ => Vec::new(),
             };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);

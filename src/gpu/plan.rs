@@ -4,6 +4,7 @@
 //! show where the bytes go. `GpuModel::load_on` allocates exactly these buffers (a test
 //! counts them).
 
+use super::buffers::x_buffer_floats;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::model::{Act, Config, ModelWeights};
@@ -60,6 +61,8 @@ pub struct MemoryPlan {
 /// attention scores), as `state.rs` allocates them.
 pub fn activation_floats(c: &Config, tokens: usize, n_ctx: usize) -> Vec<(&'static str, usize)> {
     let layer = Act::LAYER.iter().map(|a| (a.name(), tokens * a.width(c)));
+    // Decoding's activations are `x_buffer`s (a matvec may bind them as uniform): padded.
+    let layer = layer.map(|(n, f)| (n, if tokens == 1 { x_buffer_floats(f) } else { f }));
     layer.chain([("scores", tokens * c.n_head * n_ctx)]).collect()
 }
 

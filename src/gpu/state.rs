@@ -2,7 +2,7 @@
 //! the sizes of the memory plan (`plan.rs`): activations for decoding and for prompt
 //! chunks, the KV cache, the RoPE tables, the chunk's token ids, the logits.
 
-use super::buffers::{f32_buffer, f32_buffer_init, staging_buffer};
+use super::buffers::{f32_buffer, f32_buffer_init, staging_buffer, x_buffer};
 use super::context::GpuContext;
 use super::plan::{activation_floats, ubatch_for};
 use crate::cpu::ops::rope_cos_sin;
@@ -23,7 +23,10 @@ impl StepActs {
         // Sizes from the memory plan, so that the plan and the allocation cannot drift.
         let floats = activation_floats(c, tokens, n_ctx);
         let size = |name: &str| floats.iter().find(|(n, _)| *n == name).map_or(1, |&(_, f)| f);
-        let acts = Acts::new(|a: Act| f32_buffer(ctx, a.name(), size(a.name())));
+        // Decoding's activations can be a matvec's X: buffers that can be bound as uniform.
+        let make =
+            |label: &str, n: usize| if tokens == 1 { x_buffer(ctx, label, n) } else { f32_buffer(ctx, label, n) };
+        let acts = Acts::new(|a: Act| make(a.name(), size(a.name())));
         StepActs { acts, scores: f32_buffer(ctx, "scores", size("scores")) }
     }
 
