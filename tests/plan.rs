@@ -29,7 +29,9 @@ const MAX_UNIFORM: u64 = 64;
 
 /// The plan item that accounts for a buffer, by the executor's label (None: a uniform).
 fn item_for<'p>(a: &Allocation, g: &GgufFile, plan: &'p MemoryPlan) -> Option<&'p str> {
-    if a.usage.contains(wgpu::BufferUsages::UNIFORM) {
+    // Parameter blocks are uniform only; decoding's activations are storage that may also
+    // be bound as uniform (a matvec's X), and belong to the plan.
+    if a.usage.contains(wgpu::BufferUsages::UNIFORM) && !a.usage.contains(wgpu::BufferUsages::STORAGE) {
         assert!(a.size <= MAX_UNIFORM, "uniform {} is {} bytes", a.label, a.size);
         return None;
     }
