@@ -27,6 +27,9 @@ const COUNTER_TOL: u64 = 1024;
 /// parameter struct (16–48 bytes).
 const MAX_UNIFORM: u64 = 64;
 
+/// The activation buffers' names (`Act::name`, and the attention scores).
+const ACTS: [&str; 10] = ["x", "xn", "q", "k", "v", "att", "o", "gate", "up", "scores"];
+
 /// The plan item that accounts for a buffer, by the executor's label (None: a uniform).
 fn item_for<'p>(a: &Allocation, g: &GgufFile, plan: &'p MemoryPlan) -> Option<&'p str> {
     // Parameter blocks are uniform only; decoding's activations are storage that may also
@@ -50,9 +53,10 @@ fn item_for<'p>(a: &Allocation, g: &GgufFile, plan: &'p MemoryPlan) -> Option<&'
         find(&|w, _| w.starts_with("K cache"))
     } else if l.ends_with(".v_cache") {
         find(&|w, _| w.starts_with("V cache"))
-    } else if ["x", "xn", "q", "k", "v", "att", "o", "gate", "up", "scores"].contains(&l) {
-        // The decoding and prompt-chunk copies differ in size.
-        find(&|w, each| w.starts_with(&format!("{l} (")) && each == a.size)
+    } else if let Some(act) = ACTS.iter().find(|&&n| l == n || l.strip_prefix("chunk ") == Some(n)) {
+        // The decoding and prompt-chunk copies, told apart by label.
+        let step = if l.starts_with("chunk ") { "prompt chunk" } else { "decoding" };
+        find(&|w, each| w.starts_with(&format!("{act} ({step}")) && each == a.size)
     } else {
         let want = match l {
             "chunk column-major" => "prompt chunk, column-major",

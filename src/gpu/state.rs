@@ -24,10 +24,14 @@ impl StepActs {
         let floats = activation_floats(c, tokens, n_ctx);
         let size = |name: &str| floats.iter().find(|(n, _)| *n == name).map_or(1, |&(_, f)| f);
         // Decoding's activations can be a matvec's X: buffers that can be bound as uniform.
-        let make =
-            |label: &str, n: usize| if tokens == 1 { x_buffer(ctx, label, n) } else { f32_buffer(ctx, label, n) };
-        let acts = Acts::new(|a: Act| make(a.name(), size(a.name())));
-        StepActs { acts, scores: f32_buffer(ctx, "scores", size("scores")) }
+        // The chunk's are labelled apart (their sizes can coincide with decoding's).
+        let make = |name: &str| match tokens {
+            1 => x_buffer(ctx, name, size(name)),
+            _ => f32_buffer(ctx, &format!("chunk {name}"), size(name)),
+        };
+        let acts = Acts::new(|a: Act| make(a.name()));
+        let label = if tokens == 1 { "scores".to_string() } else { "chunk scores".to_string() };
+        StepActs { acts, scores: f32_buffer(ctx, &label, size("scores")) }
     }
 
     pub fn get(&self, a: Act) -> Option<&wgpu::Buffer> {
