@@ -1,4 +1,5 @@
-// Gated FFN activation, in place: gate = act(gate) * up, act = SiLU or tanh-GELU.
+// Gated FFN activation, in place: gate = act(gate) * up, act = SiLU or tanh-GELU
+// (gate_act from act.wgsl, prepended by the host).
 
 struct Params {
     n: u32,
@@ -17,15 +18,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= P.n) {
         return;
     }
-    let g = G[i];
-    var a: f32;
-    if (P.act == 0u) {
-        a = g / (1.0 + exp(-g));
-    } else {
-        // tanh written with exp: some drivers' tanh overflows to NaN for large |x|.
-        let z = clamp(0.7978845608 * g * (1.0 + 0.044715 * g * g), -15.0, 15.0);
-        let e = exp(2.0 * z);
-        a = 0.5 * g * (1.0 + (e - 1.0) / (e + 1.0));
-    }
-    G[i] = a * U[i];
+    G[i] = gate_act(G[i], P.act) * U[i];
 }

@@ -1,6 +1,7 @@
 // y[out_offset + r] = Σ_c W[r, c] · x[c]. W stays in its GGUF encoding and is decoded
 // block by block (block_dot from the quant/<type>.wgsl included before this file).
-// X and `xval` come from matvec_x_storage.wgsl or matvec_x_uniform.wgsl, appended.
+// X and `xval` come from matvec_x_storage.wgsl or matvec_x_uniform.wgsl, and what becomes of
+// a row's sum (`finish`) from matvec_store.wgsl, matvec_glu.wgsl or matvec_add.wgsl, appended.
 // A workgroup of 64 threads handles 64/TPR rows with TPR threads per row: on CPU-like
 // adapters (lavapipe) few threads per row and many rows per workgroup is fastest, and
 // the K-quant rows of these models have only a handful of 256-weight blocks anyway.
@@ -53,6 +54,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         workgroupBarrier();
     }
     if (t == 0u && row < P.rows) {
-        Y[P.out_offset + row] = partial[lid];
+        finish(P.out_offset + row, partial[lid]);
     }
 }

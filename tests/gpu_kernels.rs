@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
-use lanterna::gpu::builder::{run_once, Batch, Builder};
-use lanterna::gpu::kernels::{uniform, Groups, Kernel, Kernels, MatmulX, MatvecX};
+use lanterna::gpu::builder::{run_once, Batch, Builder, Then};
+use lanterna::gpu::kernels::{uniform, Finish, Groups, Kernel, Kernels, MatmulX, MatvecX};
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
 use lanterna::model::{Activation, RopeStyle};
@@ -66,7 +66,7 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
     let yb = f32_buffer(&r.ctx, "y", rows);
     let d = r.builder().matvec("matvec", &t, &xb, &yb).unwrap();
     let kernel = d[0].kernel;
-    let want_kernel = Kernel::Matvec(ty, r.kernels.matvec_x);
+    let want_kernel = Kernel::Matvec(ty, r.kernels.matvec_x, Finish::Store);
     assert_eq!(kernel, want_kernel, "the builder must use the X variant the kernels chose");
     run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
     let got = read_f32(&r.ctx, &yb, rows).unwrap();
@@ -248,6 +248,47 @@ fn attention_grouped_causal_and_windowed() {
             assert!(e < F32_NMSE, "{kernel:?} window {window} softcap {softcap:?}: NMSE {e:e}");
         }
         println!("{kernel:?}: within NMSE {F32_NMSE:e}");
+    }
+}
+
+/// The matvecs that finish with a fused op, against the CPU twins run one after the other:
+/// the up projection with the gated activation (SiLU and GELU), and an output projection
+/// with the residual add; with one lane per row and with 32, X from storage and uniform.
+#[test]
+fn matvec_fused_glu_and_residual_add() {
+    let (ty, rows, cols) = (GgmlType::Q4K, 45, 512);
+    let bytes = rand_tensor(ty, rows * cols, 61);
+    let mut w = vec![0f32; rows * cols];
+    dequantize(ty, &bytes, &mut w).unwrap();
+    let x = rand_f32(cols, 62);
+    let mut sum = vec![0f32; rows];
+    ops::matvec(&w, &x, &mut sum);
+    let other: Vec<f32> = rand_f32(rows, 63).iter().map(|v| v * 4.0).collect();
+    for (tpr, matvec_x) in [(1, MatvecX::Uniform), (32, MatvecX::Storage), (1, MatvecX::Storage)] {
+        let Some(mut r) = rig() else { return };
+        (r.kernels.matvec_tpr, r.kernels.matvec_x) = (tpr, matvec_x);
+        let t = GpuTensor::upload(&r.ctx, "w", ty, cols, rows, &bytes).unwrap();
+        let xb = x_buffer(&r.ctx, "x", cols);
+        r.ctx.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
+        for act in [Activation::Silu, Activation::GeluTanh] {
+            let mut want = other.clone();
+            ops::glu(&mut want, &sum, act);
+            let gate = f32_buffer_init(&r.ctx, "gate", &other);
+            let d = r.builder().matvec_then("up", &t, &xb, &gate, Then::Glu(act)).unwrap();
+            assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Glu(act)));
+            run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
+            let e = nmse(&read_f32(&r.ctx, &gate, rows).unwrap(), &want);
+            assert!(e < F32_NMSE, "{}: NMSE {e:e}", d[0].kernel.name());
+        }
+        let mut want_z = other.clone();
+        ops::add(&mut want_z, &sum);
+        let (y, z) = (f32_buffer(&r.ctx, "y", rows), f32_buffer_init(&r.ctx, "z", &other));
+        let d = r.builder().matvec_then("o", &t, &xb, &y, Then::AddInto(&z)).unwrap();
+        assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Add));
+        run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
+        let (ey, ez) =
+            (nmse(&read_f32(&r.ctx, &y, rows).unwrap(), &sum), nmse(&read_f32(&r.ctx, &z, rows).unwrap(), &want_z));
+        assert!(ey < F32_NMSE && ez < F32_NMSE, "{}: NMSE y {ey:e}, z {ez:e}", d[0].kernel.name());
     }
 }
 

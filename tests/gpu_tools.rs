@@ -178,7 +178,13 @@ fn check_trace_covers_dispatches_and_counts_bytes(m: &RealModel, slices: &[&Valu
         let (want_read, want_written) = if kernel.starts_with("matvec_") {
             let t = tensor(name);
             let (cols, rows) = (t.dims[0], t.dims[1]);
-            (ggml_bytes(t.ty, cols * rows) + parts * cols * 4, rows * 4)
+            let (read, written) = (ggml_bytes(t.ty, cols * rows) + parts * cols * 4, rows * 4);
+            // A fused activation also reads the gate; a fused residual add reads and writes the stream.
+            match kernel.rsplit_once('+').map(|(_, f)| f) {
+                Some("glu") => (read + rows * 4, written),
+                Some("add") => (read + rows * 4, written + rows * 4),
+                _ => (read, written),
+            }
         } else if kernel.starts_with("embed_") {
             let t = tensor(name);
             (ggml_bytes(t.ty, t.dims[0]), t.dims[0] * 4)

@@ -30,13 +30,15 @@ pub fn upload_weights(ctx: &GpuContext, g: &GgufFile, cfg: &Config) -> Result<(M
 }
 
 /// A contiguous run of rows of a tensor, in its own buffer.
+#[derive(Clone)]
 pub struct Part {
     pub buffer: wgpu::Buffer,
     pub row_start: u32,
     pub rows: u32,
 }
 
-/// A tensor in GPU memory, byte-exact as in the file.
+/// A tensor in GPU memory, byte-exact as in the file (cloning shares its buffers).
+#[derive(Clone)]
 pub struct GpuTensor {
     pub name: String,
     pub ty: GgmlType,

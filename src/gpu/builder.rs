@@ -5,11 +5,31 @@
 use super::buffers::GpuTensor;
 use super::context::GpuContext;
 use super::kernels::{
-    bind, uniform, Dispatch, Groups, Kernel, Kernels, MatmulX, MatvecX, Traffic, UNIFORM_X_BYTES, WG,
+    bind, uniform, Dispatch, Finish, Groups, Kernel, Kernels, MatmulX, MatvecX, Traffic, UNIFORM_X_BYTES, WG,
 };
 use super::params::*;
 use crate::error::Result;
 use crate::model::{Activation, RopeStyle};
+
+/// What a decoding matvec does with each row's sum.
+#[derive(Clone, Copy)]
+pub enum Then<'a> {
+    Store,
+    /// y = act(y) · sum (y holds the gate; the sum is the up projection's row).
+    Glu(Activation),
+    /// y = sum, and sum added into this residual stream.
+    AddInto(&'a wgpu::Buffer),
+}
+
+impl Then<'_> {
+    fn finish(self) -> Finish {
+        match self {
+            Then::Store => Finish::Store,
+            Then::Glu(a) => Finish::Glu(a),
+            Then::AddInto(_) => Finish::Add,
+        }
+    }
+}
 
 pub struct Builder<'a> {
     pub ctx: &'a GpuContext,
@@ -83,8 +103,23 @@ impl Builder<'_> {
 
     /// y = W·x, one dispatch per part of W. `y` holds all `W.rows` outputs (per token).
     pub fn matvec(&mut self, label: &str, w: &GpuTensor, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Vec<Dispatch>> {
+        match self.batch {
+            Some(batch) => self.matmul(label, w, x, y, batch),
+            None => self.matvec_then(label, w, x, y, Then::Store),
+        }
+    }
+
+    /// A chunk's Y = W·X: X transposed to column-major, then one matmul per part of W.
+    fn matmul(
+        &mut self,
+        label: &str,
+        w: &GpuTensor,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        batch: Batch,
+    ) -> Result<Vec<Dispatch>> {
         let mut out = Vec::new();
-        if let Some(batch) = self.batch {
+        {
             let u = batch.max_tokens;
             let tp = uniform(self.ctx, label, &TransposeParams { cols: w.cols, tokens: u, _pad: [0; 2] });
             let n = w.cols as u64 * u as u64 * 4;
@@ -126,22 +161,45 @@ impl Builder<'_> {
                     (y, w.rows),
                 )?);
             }
-            return Ok(out);
         }
-        let xv = self.matvec_x(x);
+        Ok(out)
+    }
+
+    /// y = W·x for one token, finished as `then` says (a fused activation or residual add).
+    pub fn matvec_then(
+        &mut self,
+        label: &str,
+        w: &GpuTensor,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        then: Then,
+    ) -> Result<Vec<Dispatch>> {
+        let (xv, finish) = (self.matvec_x(x), then.finish());
+        // The epilogue reads the gate or the residual, and writes the residual too.
+        let (extra_read, extra_written) = match then {
+            Then::Store => (0, 0),
+            Then::Glu(_) => (1, 0),
+            Then::AddInto(_) => (1, 1),
+        };
+        let mut out = Vec::new();
         for part in &w.parts {
             let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
             let pb = uniform(self.ctx, label, &p);
             let groups = self.kernels.groups(part.rows.div_ceil(WG / self.kernels.matvec_tpr));
+            let rows = part.rows as u64;
             let traffic = Traffic {
-                read: part.rows as u64 * w.row_bytes as u64 + w.cols as u64 * 4,
-                written: part.rows as u64 * 4,
+                read: rows * w.row_bytes as u64 + w.cols as u64 * 4 + extra_read * rows * 4,
+                written: (1 + extra_written) * rows * 4,
                 read_per_pos: 0,
             };
+            let mut bindings = vec![(0, &part.buffer), (1, x), (2, y), (3, &pb)];
+            if let Then::AddInto(z) = then {
+                bindings.push((4, z));
+            }
             out.push(self.dispatch(
-                Kernel::Matvec(w.ty, xv),
+                Kernel::Matvec(w.ty, xv, finish),
                 label,
-                &[(0, &part.buffer), (1, x), (2, y), (3, &pb)],
+                &bindings,
                 groups,
                 traffic,
                 (y, w.rows),

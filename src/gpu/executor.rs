@@ -246,7 +246,7 @@ impl GpuModel {
         let mut b = Builder { ctx: &self.ctx, kernels: &mut self.kernels, step: &self.step, batch };
         let mut r = Recorder::new(&mut b, c, &self.bufs, &self.bufs.batch, Some(&logits), self.n_ctx);
         recipe::head(&mut r, c, &self.weights)?;
-        self.all_head = Some(AllHead { program: r.finish(), logits, staging });
+        self.all_head = Some(AllHead { program: r.finish()?, logits, staging });
         Ok(())
     }
 
@@ -299,22 +299,22 @@ fn record(
     let mut b = Builder { ctx, kernels, step, batch: None };
     let mut r = Recorder::new(&mut b, c, bufs, &bufs.decode, Some(&bufs.logits), n_ctx);
     recipe::forward(&mut r, c, w)?;
-    let decode = r.finish();
+    let decode = r.finish()?;
 
     let batch = Some(Batch { max_tokens: bufs.ubatch as u32, tokens: &bufs.tokens, xt: &bufs.xt });
     let mut b = Builder { ctx, kernels, step, batch };
     let mut r = Recorder::new(&mut b, c, bufs, &bufs.batch, None, n_ctx);
     recipe::layers(&mut r, c, w)?;
-    let prefill = r.finish();
+    let prefill = r.finish()?;
 
     let mut b = Builder { ctx, kernels, step, batch: None };
     let mut r = Recorder::new(&mut b, c, bufs, &bufs.decode, Some(&bufs.logits), n_ctx);
     let (src, dst) = (bufs.batch.get(Act::X), bufs.decode.get(Act::X));
     if let (Some(src), Some(dst)) = (src, dst) {
-        r.copy_last_row(src, dst);
+        r.copy_last_row(src, dst)?;
     }
     recipe::head(&mut r, c, w)?;
-    Ok(Programs { decode, prefill, prefill_tail: r.finish() })
+    Ok(Programs { decode, prefill, prefill_tail: r.finish()? })
 }
 
 impl Executor for GpuModel {

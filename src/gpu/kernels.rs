@@ -6,12 +6,14 @@ use std::collections::HashMap;
 
 use super::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::model::Activation;
 use crate::quant::GgmlType;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const KSCALE: &str = include_str!("../../shaders/quant/kscale.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const ATTN_COMMON: &str = include_str!("../../shaders/attention_common.wgsl");
+const ACT: &str = include_str!("../../shaders/act.wgsl");
 
 fn quant_source(ty: GgmlType) -> &'static str {
     use GgmlType::*;
@@ -34,8 +36,8 @@ fn quant_source(ty: GgmlType) -> &'static str {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// One token, with X in the buffer kind `MatvecX` says.
-    Matvec(GgmlType, MatvecX),
+    /// One token, with X in the buffer kind `MatvecX` says and the row's sum finished as `Finish` says.
+    Matvec(GgmlType, MatvecX, Finish),
     /// Several tokens at once (prompt processing), with X reaching each thread as `MatmulX` says.
     Matmul(GgmlType, MatmulX),
     Embed(GgmlType),
@@ -62,6 +64,36 @@ pub enum MatmulX {
     Vec4,
     /// One load per subgroup lane and broadcasts: needs subgroups of at least 8 lanes.
     Subgroup,
+}
+
+/// What a matvec does with a row's sum: ops fused into the projection, so that each
+/// saves a dispatch (and on lavapipe the fixed cost of one, ~150 µs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Finish {
+    /// y = sum.
+    Store,
+    /// y = act(y) · sum: the up projection with the gated activation (y holds the gate).
+    Glu(Activation),
+    /// y = sum and z += sum: an output projection with the residual add.
+    Add,
+}
+
+impl Finish {
+    fn suffix(self) -> &'static str {
+        match self {
+            Finish::Store => "",
+            Finish::Glu(_) => "+glu",
+            Finish::Add => "+add",
+        }
+    }
+
+    fn source(self) -> String {
+        match self {
+            Finish::Store => include_str!("../../shaders/matvec_store.wgsl").into(),
+            Finish::Glu(_) => format!("{ACT}\n{}", include_str!("../../shaders/matvec_glu.wgsl")),
+            Finish::Add => include_str!("../../shaders/matvec_add.wgsl").into(),
+        }
+    }
 }
 
 /// Where the decoding matvec reads X from.
@@ -108,8 +140,10 @@ impl MatmulX {
 impl Kernel {
     pub fn name(self) -> String {
         match self {
-            Kernel::Matvec(t, MatvecX::Storage) => format!("matvec_{}", t.name().to_lowercase()),
-            Kernel::Matvec(t, MatvecX::Uniform) => format!("matvec_u_{}", t.name().to_lowercase()),
+            Kernel::Matvec(t, x, f) => {
+                let u = if x == MatvecX::Uniform { "u_" } else { "" };
+                format!("matvec_{u}{}{}", t.name().to_lowercase(), f.suffix())
+            }
             Kernel::Matmul(t, MatmulX::Vec4) => format!("matmul_{}", t.name().to_lowercase()),
             Kernel::Matmul(t, MatmulX::Subgroup) => format!("matmul_sg_{}", t.name().to_lowercase()),
             Kernel::Embed(t) => format!("embed_{}", t.name().to_lowercase()),
@@ -130,12 +164,12 @@ impl Kernel {
     fn source(self) -> (String, &'static str) {
         let quant = |ty: GgmlType, main: &str| format!("{COMMON}\n{KSCALE}\n{}\n{main}", quant_source(ty));
         match self {
-            Kernel::Matvec(t, x) => {
+            Kernel::Matvec(t, x, f) => {
                 let xs = match x {
                     MatvecX::Storage => include_str!("../../shaders/matvec_x_storage.wgsl"),
                     MatvecX::Uniform => include_str!("../../shaders/matvec_x_uniform.wgsl"),
                 };
-                (format!("{}\n{xs}", quant(t, include_str!("../../shaders/matvec.wgsl"))), "main")
+                (format!("{}\n{xs}\n{}", quant(t, include_str!("../../shaders/matvec.wgsl")), f.source()), "main")
             }
             Kernel::Matmul(t, x) => {
                 let xs = match x {
@@ -157,7 +191,7 @@ impl Kernel {
             Kernel::AttentionSubgroup => {
                 (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention_subgroup.wgsl")), "main")
             }
-            Kernel::Glu => (include_str!("../../shaders/glu.wgsl").into(), "main"),
+            Kernel::Glu => (format!("{ACT}\n{}", include_str!("../../shaders/glu.wgsl")), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
             Kernel::Softcap => (include_str!("../../shaders/softcap.wgsl").into(), "main"),
             Kernel::Transpose => (include_str!("../../shaders/transpose.wgsl").into(), "main"),
@@ -225,6 +259,9 @@ impl Kernels {
         if !self.pipelines.contains_key(&k) {
             let (src, entry) = k.source();
             let constants: Vec<(&str, f64)> = match k {
+                Kernel::Matvec(_, _, Finish::Glu(act)) => {
+                    vec![("TPR", self.matvec_tpr as f64), ("ACT", (act == Activation::GeluTanh) as u32 as f64)]
+                }
                 Kernel::Matvec(..) => vec![("TPR", self.matvec_tpr as f64)],
                 _ => Vec::new(),
             };

@@ -1,9 +1,13 @@
 //! The recipe's ops on the GPU: each op becomes dispatches recorded once at load, into a
 //! [`Program`] that every step replays. Decoding records one token per dispatch; with a
 //! `Batch` builder the same recipe records prompt chunks (matrix kernels become matmuls).
+//!
+//! When decoding, a projection is held back one op so that the op after it can be fused
+//! into its matvec: the gated activation into the up projection, the residual add into
+//! an output projection. Marks met meanwhile wait for the fused dispatch.
 
 use super::buffers::GpuTensor;
-use super::builder::Builder;
+use super::builder::{Builder, Then};
 use super::kernels::Dispatch;
 use super::params::AttnParams;
 use super::program::{Mark, Program, Segment};
@@ -24,6 +28,17 @@ pub struct Recorder<'a, 'b> {
     program: Program,
     /// The pass being recorded.
     pass: Vec<Dispatch>,
+    /// A decoding projection not recorded yet, and the marks that come after it.
+    held: Option<Held>,
+    held_marks: Vec<(&'static str, usize, Act)>,
+}
+
+/// A projection y = W·x held back for fusion.
+struct Held {
+    label: String,
+    w: GpuTensor,
+    x: Act,
+    y: Act,
 }
 
 impl<'a, 'b> Recorder<'a, 'b> {
@@ -35,19 +50,54 @@ impl<'a, 'b> Recorder<'a, 'b> {
         logits: Option<&'a wgpu::Buffer>,
         n_ctx: usize,
     ) -> Self {
-        Recorder { b, c, bufs, acts, logits, n_ctx, program: Program::default(), pass: Vec::new() }
+        let (program, pass) = (Program::default(), Vec::new());
+        Recorder { b, c, bufs, acts, logits, n_ctx, program, pass, held: None, held_marks: Vec::new() }
     }
 
     /// Copy the last token row of a chunk's residual stream into `dst` (before a decoding head).
-    pub fn copy_last_row(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer) {
+    pub fn copy_last_row(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> Result<()> {
+        self.flush()?;
         self.end_pass();
         let bytes = (self.c.n_embd * 4) as u64;
         self.program.segments.push(Segment::CopyLastRow { src: src.clone(), dst: dst.clone(), bytes });
+        Ok(())
     }
 
-    pub fn finish(mut self) -> Program {
+    pub fn finish(mut self) -> Result<Program> {
+        self.flush()?;
         self.end_pass();
-        self.program
+        Ok(self.program)
+    }
+
+    /// Record the held projection as it is, then the marks that waited for it.
+    fn flush(&mut self) -> Result<()> {
+        if let Some(h) = self.held.take() {
+            self.emit_held(h, Then::Store)?;
+        }
+        Ok(())
+    }
+
+    /// Record the held projection finished as `then`, then the marks that waited for it.
+    fn emit_held(&mut self, h: Held, then: Then) -> Result<()> {
+        let (x, y) = (self.buf(h.x)?, self.buf(h.y)?);
+        let ds = self.b.matvec_then(&h.label, &h.w, x, y, then)?;
+        self.pass.extend(ds);
+        for (name, layer, act) in std::mem::take(&mut self.held_marks) {
+            self.record_mark(name, layer, act)?;
+        }
+        Ok(())
+    }
+
+    /// The held projection if it wrote `y`.
+    fn take_held_into(&mut self, y: Act) -> Option<Held> {
+        self.held.take_if(|h| h.y == y)
+    }
+
+    fn record_mark(&mut self, name: &'static str, layer: usize, x: Act) -> Result<()> {
+        let (buffer, len) = (self.buf(x)?.clone(), self.width(x));
+        let (segment, after) = (self.program.segments.len(), self.pass.len());
+        self.program.marks.push(Mark { segment, after, name, layer, buffer, len });
+        Ok(())
     }
 
     fn end_pass(&mut self) {
@@ -92,6 +142,7 @@ impl Ops for Recorder<'_, '_> {
     type Tensor = GpuTensor;
 
     fn embed(&mut self, w: &GpuTensor, scale: f32) -> Result<()> {
+        self.flush()?;
         let x = self.buf(Act::X)?;
         let ds = self.b.embed("token_embd", w, x, scale)?;
         self.pass.extend(ds);
@@ -99,6 +150,7 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn norm(&mut self, op: Op, src: Act, dst: Act, g: &GpuTensor, rows: usize) -> Result<()> {
+        self.flush()?;
         let (eps, label) = (self.c.rms_eps, op.to_string());
         let cols = self.width(dst) / rows as u32;
         let (x, y) = (self.buf(src)?, self.buf(dst)?);
@@ -112,7 +164,12 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn project(&mut self, op: Op, w: &GpuTensor, bias: Option<&GpuTensor>, x: Act, y: Act) -> Result<()> {
+        self.flush()?;
         let label = op.to_string();
+        if self.b.batch.is_none() && bias.is_none() {
+            self.held = Some(Held { label, w: w.clone(), x, y });
+            return Ok(());
+        }
         let (xb, yb) = (self.buf(x)?, self.buf(y)?);
         let ds = self.b.matvec(&label, w, xb, yb)?;
         self.pass.extend(ds);
@@ -124,6 +181,7 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn rope_store(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
+        self.flush()?;
         let c = self.c;
         let table = self.bufs.rope.for_layer(plan)?;
         let (hd, nr) = (c.head_dim as u32, c.n_rot as u32);
@@ -141,6 +199,7 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn attention(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
+        self.flush()?;
         let (q, att) = (self.buf(Act::Q)?, self.buf(Act::Att)?);
         let (k, v) = (&self.bufs.k_cache[il], &self.bufs.v_cache[il]);
         let label = Op::layer(il, "attention").to_string();
@@ -151,18 +210,31 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn glu(&mut self, op: Op, gate: Act, up: Act, act: Activation) -> Result<()> {
+        // The up projection just held: it writes act(gate) · up into the gate itself.
+        if let Some(h) = self.take_held_into(up) {
+            let h = Held { y: gate, ..h };
+            return self.emit_held(h, Then::Glu(act));
+        }
+        self.flush()?;
         let d = self.b.glu(&op.to_string(), self.buf(gate)?, self.buf(up)?, self.width(gate), act)?;
         self.pass.push(d);
         Ok(())
     }
 
     fn add(&mut self, op: Op, x: Act, y: Act) -> Result<()> {
+        // The projection that wrote y just held: it adds its rows into x as it stores them.
+        if let Some(h) = self.take_held_into(y) {
+            let residual = self.buf(x)?;
+            return self.emit_held(h, Then::AddInto(residual));
+        }
+        self.flush()?;
         let d = self.b.add(&op.to_string(), self.buf(x)?, self.buf(y)?, self.width(x))?;
         self.pass.push(d);
         Ok(())
     }
 
     fn softcap(&mut self, op: Op, x: Act, cap: f32) -> Result<()> {
+        self.flush()?;
         // Every token's row of a chunk at once.
         let n = self.width(x) * self.b.tokens();
         let d = self.b.softcap(&op.to_string(), self.buf(x)?, n, cap)?;
@@ -172,11 +244,13 @@ impl Ops for Recorder<'_, '_> {
 
     fn mark(&mut self, name: &'static str, layer: usize, x: Act) -> Result<()> {
         // Captures are of single tokens: prompt chunks carry no marks.
-        if self.b.batch.is_none() {
-            let (buffer, len) = (self.buf(x)?.clone(), self.width(x));
-            let (segment, after) = (self.program.segments.len(), self.pass.len());
-            self.program.marks.push(Mark { segment, after, name, layer, buffer, len });
+        if self.b.batch.is_some() {
+            return Ok(());
         }
-        Ok(())
+        if self.held.is_some() {
+            self.held_marks.push((name, layer, x));
+            return Ok(());
+        }
+        self.record_mark(name, layer, x)
     }
 }

@@ -157,7 +157,7 @@ pub enum RopeStyle {
 }
 
 /// The gate activation of the gated FFN: `down(act(gate·x) * up·x)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Activation {
     Silu,
     /// tanh-approximated GELU

@@ -1,0 +1,5 @@
+// matvec's result: stored.
+
+fn finish(i: u32, v: f32) {
+    Y[i] = v;
+}
