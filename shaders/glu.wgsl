@@ -13,8 +13,9 @@ struct Params {
 @group(0) @binding(2) var<uniform> P: Params;
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // Grids past the workgroup limit continue in y.
+    let i = gid.x + gid.y * nwg.x * 64u;
     if (i >= P.n) {
         return;
     }

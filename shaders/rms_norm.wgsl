@@ -17,8 +17,14 @@ struct Params {
 // reduce_sum and WG come from reduce.wgsl, prepended by the host.
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let base = wid.x * P.cols;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    // Grids past the workgroup limit continue in y; the whole workgroup leaves together.
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= P.rows) {
+        return;
+    }
+    let base = row * P.cols;
     var acc = 0.0;
     for (var i = lid; i < P.cols; i += WG) {
         let v = X[base + i];
@@ -31,8 +37,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 @compute @workgroup_size(64)
-fn main_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let base = wid.x * P.cols;
+fn main_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    // Grids past the workgroup limit continue in y; the whole workgroup leaves together.
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= P.rows) {
+        return;
+    }
+    let base = row * P.cols;
     var acc = 0.0;
     for (var i = lid; i < P.cols; i += WG) {
         let v = Y[base + i];

@@ -391,3 +391,47 @@ fn matmul_every_type_for_a_chunk_of_tokens() {
         println!("matmul ({x_variant:?}): all {} types within NMSE {F32_NMSE:e}", GgmlType::ALL.len());
     }
 }
+
+/// Past the adapter's workgroups per dimension, the elementwise kernels' grids continue
+/// in y (`Kernels::groups`): every kernel on such a grid must cover all of its items. A
+/// limit of 3 workgroups forces the spill at test sizes (1001 values: 16 groups of 64 → 3 × 6;
+/// 7 rows → 3 × 3).
+#[test]
+fn elementwise_kernels_cover_a_grid_spilled_into_y() {
+    let Some(mut r) = rig() else { return };
+    r.kernels.max_groups = 3;
+    let n = 1001;
+    let (x, y) = (rand_f32(n, 71), rand_f32(n, 72));
+
+    let mut want = x.clone();
+    ops::add(&mut want, &y);
+    let (xb, yb) = (f32_buffer_init(&r.ctx, "x", &x), f32_buffer_init(&r.ctx, "y", &y));
+    let d = r.builder().add("add", &xb, &yb, n as u32).unwrap();
+    assert!(d.groups.at(1).1 > 1, "the grid must spill into y");
+    run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+    let e = nmse(&read_f32(&r.ctx, &xb, n).unwrap(), &want);
+    assert!(e < F32_NMSE, "add on a spilled grid: NMSE {e:e}");
+
+    let mut want = x.clone();
+    ops::glu(&mut want, &y, Activation::Silu);
+    let gb = f32_buffer_init(&r.ctx, "gate", &x);
+    let d = r.builder().glu("glu", &gb, &yb, n as u32, Activation::Silu).unwrap();
+    run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+    let e = nmse(&read_f32(&r.ctx, &gb, n).unwrap(), &want);
+    assert!(e < F32_NMSE, "glu on a spilled grid: NMSE {e:e}");
+
+    let (rows, cols) = (7usize, 143usize);
+    let (x, g) = (rand_f32(rows * cols, 73), rand_f32(cols, 74));
+    let mut want = x.clone();
+    want.chunks_exact_mut(cols).for_each(|row| ops::rms_norm(row, &g, 1e-6));
+    let (xb, gb, yb) =
+        (f32_buffer_init(&r.ctx, "x", &x), f32_buffer_init(&r.ctx, "g", &g), f32_buffer(&r.ctx, "y", rows * cols));
+    let d = r.builder().rms_norm("rms_norm", &xb, &yb, &gb, rows as u32, cols as u32, 1e-6).unwrap();
+    run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+    let e = nmse(&read_f32(&r.ctx, &yb, rows * cols).unwrap(), &want);
+    assert!(e < F32_NMSE, "rms_norm on a spilled grid: NMSE {e:e}");
+    let d = r.builder().rms_norm_inplace("rms_norm_inplace", &xb, &gb, rows as u32, cols as u32, 1e-6).unwrap();
+    run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+    let e = nmse(&read_f32(&r.ctx, &xb, rows * cols).unwrap(), &want);
+    assert!(e < F32_NMSE, "rms_norm_inplace on a spilled grid: NMSE {e:e}");
+}
