@@ -219,3 +219,33 @@ fn profile_smollm2() {
 fn profile_gemma3() {
     profile_checks(&GEMMA3);
 }
+
+/// A model deeper than the ones above: the committed tiny llama with its first layer
+/// repeated to 70 layers (two compute passes each). The profiler must give every dispatch
+/// of a token its timing, however many passes the step has.
+#[test]
+fn profile_a_70_layer_model() {
+    use lanterna::generate::Executor;
+    use lanterna::gguf::{writer::GgufWriter, MetaValue};
+    const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zoo/llama-spm/llama-spm-Q4_K_M.gguf");
+    const LAYERS: u32 = 70;
+    let mut w = GgufWriter::from_file(&GgufFile::open(TINY).unwrap());
+    let first: Vec<_> = w.tensors.iter().filter(|t| t.0.starts_with("blk.0.")).cloned().collect();
+    w.tensors.retain(|t| !t.0.starts_with("blk."));
+    for il in 0..LAYERS {
+        for (name, dims, ty, bytes) in &first {
+            w.tensor(&name.replacen("blk.0.", &format!("blk.{il}."), 1), dims, *ty, bytes.clone());
+        }
+    }
+    w.metadata.retain(|(k, _)| k != "llama.block_count");
+    w.kv("llama.block_count", MetaValue::U32(LAYERS));
+    let g = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    let cfg = Config::from_gguf(&g).unwrap();
+    let Some(ctx) = gpu() else { return };
+    let mut m = GpuModel::load_on(ctx, &g, cfg, 16).unwrap();
+    m.enable_profiling().unwrap();
+    m.forward(1, 0).expect("a profiled step of a 70-layer model");
+    let timings = m.take_timings();
+    assert_eq!(timings.len(), m.programs.decode.dispatches().count(), "one timing per dispatch");
+    assert!(timings.iter().any(|t| t.label == "blk.69.attention"), "the last layer is timed");
+}

@@ -131,7 +131,7 @@ impl GpuModel {
 
     /// Time every dispatch of the following forward steps (see `take_timings`).
     pub fn enable_profiling(&mut self) -> Result<TimingMode> {
-        let p = Profiler::new(&self.ctx, self.programs.decode.dispatches().count())?;
+        let p = Profiler::new(&self.ctx, &self.programs.decode)?;
         let mode = p.mode;
         self.profiler = Some(p);
         Ok(mode)

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::buffers::{read_staging, staging_buffer};
 use super::context::GpuContext;
 use super::kernels::{bind, Dispatch, Kernel, Kernels};
-use super::program::{Hooks, Isolation, Program};
+use super::program::{Hooks, Isolation, Program, Segment};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,10 +63,13 @@ pub struct Profiler {
 }
 
 impl Profiler {
-    pub fn new(ctx: &GpuContext, n_dispatches: usize) -> Result<Self> {
+    /// Queries for every dispatch of `program` (and, timing inside passes, every pass end).
+    pub fn new(ctx: &GpuContext, program: &Program) -> Result<Self> {
         let mode = TimingMode::for_features(ctx.features);
+        let n_dispatches = program.dispatches().count();
+        let n_passes = program.segments.iter().filter(|s| matches!(s, Segment::Pass(_))).count();
         let n_queries = match mode {
-            TimingMode::InsidePasses => n_dispatches + 64, // one per dispatch + one per pass end
+            TimingMode::InsidePasses => n_dispatches + n_passes,
             TimingMode::PassPerOp => 2 * n_dispatches,
             TimingMode::CpuSubmitPerOp => 0,
         } as u32;
