@@ -39,7 +39,7 @@ fn main() -> lanterna::Result<()> {
     let reps: u32 =
         args.iter().position(|a| a == "--reps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5);
     let ctx = GpuContext::new(&AdapterChoice::from_args(None, None)?)?;
-    let mut kernels = Kernels::for_device(&ctx);
+    let mut kernels = Kernels::for_device(&ctx)?;
     let step = uniform(&ctx, "step", &Step::default());
     println!("adapter: {}, {} threads per matvec row, {} reps", ctx.describe(), kernels.matvec_tpr, reps);
     println!("| shape (cols × rows) | type | used by | µs | G weights/s | GB/s read | vs f32 matvec |");

@@ -1,5 +1,6 @@
 use clap::Args;
 use lanterna::gpu::context::{adapters, parse_backends, OPTIONAL_FEATURES};
+use lanterna::gpu::kernels::Kernels;
 use lanterna::{Error, Result};
 
 #[derive(Args)]
@@ -60,6 +61,7 @@ pub fn run(a: DevicesArgs) -> Result<()> {
                 names.join(", ")
             }
         );
+        println!("    kernels: {}", Kernels::for_adapter(&info, &l, f & OPTIONAL_FEATURES)?.describe());
     }
     Ok(())
 }

@@ -168,6 +168,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     if !a.json {
         println!("adapter: {}", m.ctx.describe());
         println!("timing: {}", mode.describe());
+        println!("kernels: {}", m.kernel_config());
         println!("ceiling: plain f32 streaming kernel {ceiling:.2} GB/s (read + write)");
     }
 
@@ -192,7 +193,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"adapter": m.ctx.describe(), "timing": format!("{mode:?}"), "ceiling_gb_per_s": ceiling,
+            json!({"adapter": m.ctx.describe(), "timing": format!("{mode:?}"), "kernels": m.kernel_config(), "ceiling_gb_per_s": ceiling,
                 "prompt_tokens": prompt, "tokens": tokens, "prefill": pj, "decode": dj})
         );
     } else {

@@ -63,6 +63,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         if !json {
             let mib = m.upload_bytes as f64 / (1024.0 * 1024.0);
             eprintln!("lanterna: uploaded {mib:.1} MiB of weights to {} in {:.0} ms", m.ctx.describe(), m.upload_ms);
+            eprintln!("lanterna: kernels: {}", m.kernel_config());
         }
     })?;
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;

@@ -91,7 +91,7 @@ impl GpuModel {
                 let (weights, upload_bytes) = upload_weights(&ctx, g, &cfg)?;
                 let bufs = StepBuffers::new(&ctx, g, &cfg, n_ctx)?;
                 let step = super::kernels::uniform(&ctx, "step", &Step::default());
-                let mut kernels = Kernels::for_device(&ctx);
+                let mut kernels = Kernels::for_device(&ctx)?;
                 let programs = record(&ctx, &mut kernels, &step, &cfg, &weights, &bufs, n_ctx)?;
                 Ok((weights, upload_bytes, bufs, step, kernels, programs))
             },
@@ -121,6 +121,11 @@ impl GpuModel {
             upload_bytes,
             upload_ms,
         })
+    }
+
+    /// The kernel configuration in use and where it came from.
+    pub fn kernel_config(&self) -> String {
+        self.kernels.describe()
     }
 
     /// The RoPE table layer `il` reads, copied back from the GPU: [n_ctx, n_rot/2, 2] (cos, sin).

@@ -213,21 +213,54 @@ pub struct Kernels {
     pub matmul_x: MatmulX,
     /// Where decoding matvecs read X from, for inputs made by `buffers::x_buffer`.
     pub matvec_x: MatvecX,
+    /// The kind of adapter the choices above were made for, and why.
+    pub class: AdapterClass,
+    pub class_from: &'static str,
 }
 
-/// Threads per matvec row for an adapter: CPU adapters (lavapipe) run a workgroup's
-/// invocations as SIMD lanes on one core, where one thread per row — no reduction, no
-/// barriers — is fastest (measured with `cargo bench --bench matvec`); GPUs want many
-/// threads per row so that a row's loads coalesce. `LANTERNA_MATVEC_TPR` overrides it.
-pub fn default_matvec_tpr(info: &wgpu::AdapterInfo) -> u32 {
+/// The kind of adapter every per-adapter choice is made for: a GPU (many lanes per matvec
+/// row, X from storage) or a CPU adapter such as lavapipe (one lane per row, X from a
+/// uniform buffer). `LANTERNA_ADAPTER_CLASS=gpu|cpu` makes the choices as for that kind,
+/// so that a GPU's configuration runs, and is tested, on lavapipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterClass {
+    Gpu,
+    Cpu,
+}
+
+impl AdapterClass {
+    /// The adapter's own kind, or the one `LANTERNA_ADAPTER_CLASS` names.
+    pub fn of(info: &wgpu::AdapterInfo) -> Result<(Self, &'static str)> {
+        match std::env::var("LANTERNA_ADAPTER_CLASS").as_deref() {
+            Ok("gpu") => Ok((AdapterClass::Gpu, "LANTERNA_ADAPTER_CLASS")),
+            Ok("cpu") => Ok((AdapterClass::Cpu, "LANTERNA_ADAPTER_CLASS")),
+            Ok(other) => Err(Error::Usage(format!("LANTERNA_ADAPTER_CLASS={other}: expected gpu or cpu"))),
+            Err(_) if info.device_type == wgpu::DeviceType::Cpu => Ok((AdapterClass::Cpu, "the adapter's type")),
+            Err(_) => Ok((AdapterClass::Gpu, "the adapter's type")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AdapterClass::Gpu => "gpu",
+            AdapterClass::Cpu => "cpu",
+        }
+    }
+}
+
+/// Threads per matvec row for a class of adapter: CPU adapters (lavapipe) run a
+/// workgroup's invocations as SIMD lanes on one core, where one thread per row — no
+/// reduction, no barriers — is fastest (measured with `cargo bench --bench matvec`); GPUs
+/// want many threads per row so that a row's loads coalesce. `LANTERNA_MATVEC_TPR` overrides it.
+pub fn default_matvec_tpr(class: AdapterClass) -> u32 {
     if let Some(t) = std::env::var("LANTERNA_MATVEC_TPR").ok().and_then(|v| v.parse::<u32>().ok()) {
         if t.is_power_of_two() && t <= WG {
             return t;
         }
     }
-    match info.device_type {
-        wgpu::DeviceType::Cpu => 1,
-        _ => 32,
+    match class {
+        AdapterClass::Cpu => 1,
+        AdapterClass::Gpu => 32,
     }
 }
 
@@ -239,18 +272,40 @@ impl Kernels {
             matvec_tpr: 8,
             matmul_x: MatmulX::Vec4,
             matvec_x: MatvecX::Storage,
+            class: AdapterClass::Gpu,
+            class_from: "the defaults",
         }
     }
 
-    /// The kernel variants that suit the device best.
-    pub fn for_device(ctx: &GpuContext) -> Self {
-        let tpr = default_matvec_tpr(&ctx.info);
-        Kernels {
+    /// The kernel variants that suit the device best (or the class `LANTERNA_ADAPTER_CLASS` names).
+    pub fn for_device(ctx: &GpuContext) -> Result<Self> {
+        Self::for_adapter(&ctx.info, &ctx.limits, ctx.features)
+    }
+
+    /// What `for_device` would choose on an adapter with this info, limits and features.
+    pub fn for_adapter(info: &wgpu::AdapterInfo, limits: &wgpu::Limits, features: wgpu::Features) -> Result<Self> {
+        let (class, why) = AdapterClass::of(info)?;
+        let tpr = default_matvec_tpr(class);
+        Ok(Kernels {
+            class,
+            class_from: why,
             matvec_tpr: tpr,
-            matmul_x: MatmulX::for_adapter(&ctx.info, ctx.features),
-            matvec_x: MatvecX::for_adapter(&ctx.limits, tpr),
-            ..Self::new(&ctx.limits)
-        }
+            matmul_x: MatmulX::for_adapter(info, features),
+            matvec_x: MatvecX::for_adapter(limits, tpr),
+            ..Self::new(limits)
+        })
+    }
+
+    /// The configuration in use and where it came from, for people.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} class (from {}): {} lane(s) per matvec row, matvec X from {:?}, matmul X {:?}",
+            self.class.name(),
+            self.class_from,
+            self.matvec_tpr,
+            self.matvec_x,
+            self.matmul_x
+        )
     }
 
     /// The pipeline of a kernel, compiled on first use; a WGSL or validation error
