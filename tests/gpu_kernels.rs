@@ -182,6 +182,22 @@ fn rope_both_styles_partial_rotation() {
         run_once(&r.ctx, &r.step, Step { pos: pos as u32, n_pos: pos as u32 + 1, ..Default::default() }, &[d]).unwrap();
         let e = nmse(&read_f32(&r.ctx, &xb, x.len()).unwrap(), &want);
         assert!(e < F32_NMSE, "rope {style:?}: NMSE {e:e}");
+
+        // Queries and keys (fewer heads) in one dispatch, as decoding runs it.
+        let n_heads_k = 2;
+        let k = rand_f32(n_heads_k * head_dim, 22);
+        let mut want_k = k.clone();
+        ops::rope(&mut want_k, head_dim, n_rot, pos, 10000.0, 0.5, Some(&freq), style);
+        let (qb, kb) = (f32_buffer_init(&r.ctx, "q", &x), f32_buffer_init(&r.ctx, "k", &k));
+        let (hd, nr) = (head_dim as u32, n_rot as u32);
+        let d =
+            r.builder().rope_qk("rope", (&qb, n_heads as u32), (&kb, n_heads_k as u32), &tb, hd, nr, style).unwrap();
+        run_once(&r.ctx, &r.step, Step { pos: pos as u32, n_pos: pos as u32 + 1, ..Default::default() }, &[d]).unwrap();
+        let (eq, ek) = (
+            nmse(&read_f32(&r.ctx, &qb, x.len()).unwrap(), &want),
+            nmse(&read_f32(&r.ctx, &kb, k.len()).unwrap(), &want_k),
+        );
+        assert!(eq < F32_NMSE && ek < F32_NMSE, "rope_qk {style:?}: NMSE q {eq:e}, k {ek:e}");
     }
 }
 
@@ -434,4 +450,45 @@ fn elementwise_kernels_cover_a_grid_spilled_into_y() {
     run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
     let e = nmse(&read_f32(&r.ctx, &xb, rows * cols).unwrap(), &want);
     assert!(e < F32_NMSE, "rms_norm_inplace on a spilled grid: NMSE {e:e}");
+}
+
+/// q, k and v in one dispatch, each tensor of its own type (as Q4_K_M files mix Q4_K and
+/// Q6_K), against three CPU matvecs; rows that are not multiples of a workgroup's rows.
+#[test]
+fn matvec_qkv_mixed_types_every_configuration() {
+    let cols = 512;
+    let specs = [(GgmlType::Q4K, 45), (GgmlType::Q6K, 19), (GgmlType::Q8_0, 23)];
+    let x = rand_f32(cols, 81);
+    let tensors: Vec<(GgmlType, usize, Vec<u8>, Vec<f32>)> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, &(ty, rows))| {
+            let bytes = rand_tensor(ty, rows * cols, 82 + i as u64);
+            let mut w = vec![0f32; rows * cols];
+            dequantize(ty, &bytes, &mut w).unwrap();
+            let mut want = vec![0f32; rows];
+            ops::matvec(&w, &x, &mut want);
+            (ty, rows, bytes, want)
+        })
+        .collect();
+    for (tpr, matvec_x) in [(1, MatvecX::Uniform), (1, MatvecX::Storage), (8, MatvecX::Storage), (32, MatvecX::Storage)]
+    {
+        let Some(mut r) = rig() else { return };
+        (r.kernels.matvec_tpr, r.kernels.matvec_x) = (tpr, matvec_x);
+        let w: Vec<GpuTensor> = tensors
+            .iter()
+            .map(|(ty, rows, b, _)| GpuTensor::upload(&r.ctx, "w", *ty, cols, *rows, b).unwrap())
+            .collect();
+        let y: Vec<wgpu::Buffer> = tensors.iter().map(|t| f32_buffer(&r.ctx, "y", t.1)).collect();
+        let xb = x_buffer(&r.ctx, "x", cols);
+        r.ctx.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
+        let d = r.builder().matvec_qkv("qkv", [&w[0], &w[1], &w[2]], &xb, [&y[0], &y[1], &y[2]]).unwrap();
+        let d = d.expect("three single-part tensors of one row length fuse");
+        assert_eq!(d.kernel, Kernel::MatvecQkv([GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0], matvec_x));
+        run_once(&r.ctx, &r.step, Step::default(), std::slice::from_ref(&d)).unwrap();
+        for (i, (ty, rows, _, want)) in tensors.iter().enumerate() {
+            let e = nmse(&read_f32(&r.ctx, &y[i], *rows).unwrap(), want);
+            assert!(e < F32_NMSE, "{} ({tpr} lanes per row): tensor {i} ({ty}): NMSE {e:e}", d.kernel.name());
+        }
+    }
 }

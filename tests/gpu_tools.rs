@@ -50,7 +50,7 @@ fn compare_names_a_perturbed_kernel() {
     let Some((mut cpu, mut gpu, tok)) = models_for(&GEMMA3, 16) else { return };
     let seq = tok.encode("The capital of France is").unwrap();
     // Cases: (dispatch to break, tensor it must name, layer).
-    gpu.perturb("blk.2.rope_k", 0.25).unwrap();
+    gpu.perturb("blk.2.attn_k_norm", 0.25).unwrap();
     let r = compare(&mut cpu, &mut gpu, &seq, Tolerances::default()).unwrap();
     assert!(!r.pass);
     let first = &r.tensors[r.first_over.expect("a perturbed kernel must be found")];
@@ -122,7 +122,7 @@ fn profile_checks(m: &RealModel) {
     for e in &slices {
         assert!(e["name"].is_string() && e["ts"].as_f64().unwrap() >= 0.0 && e["dur"].as_f64().unwrap() >= 0.0, "{e}");
     }
-    assert!(slices.iter().any(|e| e["name"] == "blk.0.attn_q"));
+    assert!(slices.iter().any(|e| e["name"] == "blk.0.attn_qkv"), "q, k and v are one dispatch");
     assert!(slices.iter().any(|e| e["name"] == "output"));
     let n_tokens = ev.iter().filter(|e| e["ph"] == "X" && e["tid"] == 1).count();
     assert_eq!(n_tokens, prof["prompt_tokens"].as_array().unwrap().len() + 4);
@@ -175,7 +175,12 @@ fn check_trace_covers_dispatches_and_counts_bytes(m: &RealModel, slices: &[&Valu
     }
     let mut checked = 0;
     for (&(_, name), &(kernel, read, written, parts)) in &by_name {
-        let (want_read, want_written) = if kernel.starts_with("matvec_") {
+        let (want_read, want_written) = if kernel.starts_with("matvec_qkv") {
+            // q, k and v in one dispatch: their three tensors, the shared input once.
+            let ts = ["attn_q", "attn_k", "attn_v"].map(|n| tensor(&name.replace("attn_qkv", n)));
+            let bytes: u64 = ts.iter().map(|t| ggml_bytes(t.ty, t.dims[0] * t.dims[1])).sum();
+            (bytes + ts[0].dims[0] * 4, ts.iter().map(|t| t.dims[1] * 4).sum())
+        } else if kernel.starts_with("matvec_") {
             let t = tensor(name);
             let (cols, rows) = (t.dims[0], t.dims[1]);
             let (read, written) = (ggml_bytes(t.ty, cols * rows) + parts * cols * 4, rows * 4);

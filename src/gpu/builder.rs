@@ -208,6 +208,42 @@ impl Builder<'_> {
         Ok(out)
     }
 
+    /// q, k, v = Wq·x, Wk·x, Wv·x for one token in one dispatch. None when it cannot be
+    /// fused: a tensor in several parts, or the three not sharing a row length.
+    pub fn matvec_qkv(
+        &mut self,
+        label: &str,
+        w: [&GpuTensor; 3],
+        x: &wgpu::Buffer,
+        y: [&wgpu::Buffer; 3],
+    ) -> Result<Option<Dispatch>> {
+        if self.batch.is_some() || w.iter().any(|t| t.parts.len() != 1 || t.cols != w[0].cols) {
+            return Ok(None);
+        }
+        let p =
+            MatvecQkvParams { rows: w.map(|t| t.rows), cols: w[0].cols, row_bytes: w.map(|t| t.row_bytes), _pad: 0 };
+        let pb = uniform(self.ctx, label, &p);
+        let rows: u32 = p.rows.iter().sum();
+        let groups = self.kernels.groups(rows.div_ceil(WG / self.kernels.matvec_tpr));
+        let traffic = Traffic {
+            read: w.iter().map(|t| t.bytes()).sum::<u64>() + w[0].cols as u64 * 4,
+            written: rows as u64 * 4,
+            read_per_pos: 0,
+        };
+        let kernel = Kernel::MatvecQkv(w.map(|t| t.ty), self.matvec_x(x));
+        let buffers = [
+            (0, &w[0].parts[0].buffer),
+            (5, &w[1].parts[0].buffer),
+            (6, &w[2].parts[0].buffer),
+            (1, x),
+            (2, y[0]),
+            (7, y[1]),
+            (8, y[2]),
+            (3, &pb),
+        ];
+        Ok(Some(self.dispatch(kernel, label, &buffers, groups, traffic, (y[0], rows))?))
+    }
+
     /// y = W[token] * scale (token from the Step uniform), one dispatch per part.
     pub fn embed(&mut self, label: &str, w: &GpuTensor, y: &wgpu::Buffer, scale: f32) -> Result<Vec<Dispatch>> {
         let mut out = Vec::new();
@@ -308,20 +344,30 @@ impl Builder<'_> {
         n_rot: u32,
         style: RopeStyle,
     ) -> Result<Dispatch> {
+        self.rope_qk(label, (y, n_heads), (y, 0), table, head_dim, n_rot, style)
+    }
+
+    /// Rotate the queries `q` and the keys `k` (buffer, heads) in one dispatch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope_qk(
+        &mut self,
+        label: &str,
+        (q, n_heads): (&wgpu::Buffer, u32),
+        (k, n_heads_k): (&wgpu::Buffer, u32),
+        table: &wgpu::Buffer,
+        head_dim: u32,
+        n_rot: u32,
+        style: RopeStyle,
+    ) -> Result<Dispatch> {
         let neox = (style == RopeStyle::Neox) as u32;
-        let pb = uniform(self.ctx, label, &RopeParams { n_heads, head_dim, n_rot, neox });
+        let pb = uniform(self.ctx, label, &RopeParams { n_heads, head_dim, n_rot, neox, n_heads_k, _pad: [0; 3] });
         let step = self.step;
-        let n = n_heads as u64 * n_rot as u64 * 4;
+        let heads = n_heads + n_heads_k;
+        let n = heads as u64 * n_rot as u64 * 4;
         let traffic = Traffic { read: n + n_rot as u64 * 4, written: n, read_per_pos: 0 };
-        let groups = Groups::PerToken { x: (n_heads * n_rot / 2).div_ceil(WG), per: 1 };
-        self.dispatch(
-            Kernel::Rope,
-            label,
-            &[(0, y), (1, table), (2, &pb), (3, step)],
-            groups,
-            traffic,
-            (y, n_heads * head_dim),
-        )
+        let groups = Groups::PerToken { x: (heads * n_rot / 2).div_ceil(WG), per: 1 };
+        let buffers = [(0, q), (1, table), (2, &pb), (3, step), (4, k)];
+        self.dispatch(Kernel::Rope, label, &buffers, groups, traffic, (q, n_heads * head_dim))
     }
 
     /// out = attention of q over the cache for the Step's `n_pos` positions.

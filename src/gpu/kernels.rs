@@ -38,6 +38,8 @@ fn quant_source(ty: GgmlType) -> &'static str {
 pub enum Kernel {
     /// One token, with X in the buffer kind `MatvecX` says and the row's sum finished as `Finish` says.
     Matvec(GgmlType, MatvecX, Finish),
+    /// q, k and v of one token in one dispatch (each tensor of its own type).
+    MatvecQkv([GgmlType; 3], MatvecX),
     /// Several tokens at once (prompt processing), with X reaching each thread as `MatmulX` says.
     Matmul(GgmlType, MatmulX),
     Embed(GgmlType),
@@ -144,6 +146,11 @@ impl Kernel {
                 let u = if x == MatvecX::Uniform { "u_" } else { "" };
                 format!("matvec_{u}{}{}", t.name().to_lowercase(), f.suffix())
             }
+            Kernel::MatvecQkv(t, x) => {
+                let u = if x == MatvecX::Uniform { "u_" } else { "" };
+                let names: Vec<String> = t.iter().map(|t| t.name().to_lowercase()).collect();
+                format!("matvec_qkv_{u}{}", names.join("_"))
+            }
             Kernel::Matmul(t, MatmulX::Vec4) => format!("matmul_{}", t.name().to_lowercase()),
             Kernel::Matmul(t, MatmulX::Subgroup) => format!("matmul_sg_{}", t.name().to_lowercase()),
             Kernel::Embed(t) => format!("embed_{}", t.name().to_lowercase()),
@@ -165,11 +172,17 @@ impl Kernel {
         let quant = |ty: GgmlType, main: &str| format!("{COMMON}\n{KSCALE}\n{}\n{main}", quant_source(ty));
         match self {
             Kernel::Matvec(t, x, f) => {
-                let xs = match x {
-                    MatvecX::Storage => include_str!("../../shaders/matvec_x_storage.wgsl"),
-                    MatvecX::Uniform => include_str!("../../shaders/matvec_x_uniform.wgsl"),
-                };
+                let xs = matvec_x_source(x);
                 (format!("{}\n{xs}\n{}", quant(t, include_str!("../../shaders/matvec.wgsl")), f.source()), "main")
+            }
+            Kernel::MatvecQkv(types, x) => {
+                let decoders: Vec<String> = types
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &t)| suffixed(&format!("{COMMON}\n{KSCALE}\n{}", quant_source(t)), i))
+                    .collect();
+                let main = include_str!("../../shaders/matvec_qkv.wgsl");
+                (format!("{}\n{main}\n{}", decoders.join("\n"), matvec_x_source(x)), "main")
             }
             Kernel::Matmul(t, x) => {
                 let xs = match x {
@@ -198,6 +211,62 @@ impl Kernel {
             Kernel::Stream => (include_str!("../../shaders/stream.wgsl").into(), "main"),
         }
     }
+}
+
+fn matvec_x_source(x: MatvecX) -> &'static str {
+    match x {
+        MatvecX::Storage => include_str!("../../shaders/matvec_x_storage.wgsl"),
+        MatvecX::Uniform => include_str!("../../shaders/matvec_x_uniform.wgsl"),
+    }
+}
+
+/// A copy of WGSL block decoders whose names do not clash with other copies: every
+/// function and constant it declares gets the suffix `_n`, and the weights it reads, `W`,
+/// become `Wn`. Names it uses but does not declare (`xval`, `acc_t`, builtins) stay.
+pub fn suffixed(src: &str, n: usize) -> String {
+    let words = |s: &str| -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i].is_ascii_alphabetic() || b[i] == b'_' {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                out.push((start, i));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    };
+    let spans = words(src);
+    let declared: std::collections::HashSet<&str> = spans
+        .windows(2)
+        .filter(|w| matches!(&src[w[0].0..w[0].1], "fn" | "const"))
+        .map(|w| &src[w[1].0..w[1].1])
+        .collect();
+    let mut out = String::with_capacity(src.len() + 256);
+    let mut last = 0;
+    for &(a, b) in &spans {
+        let word = &src[a..b];
+        let member = a > 0 && src.as_bytes()[a - 1] == b'.';
+        let renamed = if word == "W" && src[b..].starts_with('[') {
+            Some(format!("W{n}"))
+        } else if declared.contains(word) && !member {
+            Some(format!("{word}_{n}"))
+        } else {
+            None
+        };
+        if let Some(r) = renamed {
+            out.push_str(&src[last..a]);
+            out.push_str(&r);
+            last = b;
+        }
+    }
+    out.push_str(&src[last..]);
+    out
 }
 
 /// Threads per workgroup of every kernel (the `@workgroup_size` in the shaders).
@@ -317,7 +386,7 @@ impl Kernels {
                 Kernel::Matvec(_, _, Finish::Glu(act)) => {
                     vec![("TPR", self.matvec_tpr as f64), ("ACT", (act == Activation::GeluTanh) as u32 as f64)]
                 }
-                Kernel::Matvec(..) => vec![("TPR", self.matvec_tpr as f64)],
+                Kernel::Matvec(..) | Kernel::MatvecQkv(..) => vec![("TPR", self.matvec_tpr as f64)],
                 _ => Vec::new(),
             };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);

@@ -27,6 +27,17 @@ pub struct MatvecParams {
 }
 const _: () = assert!(std::mem::size_of::<MatvecParams>() == 16);
 
+/// shaders/matvec_qkv.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatvecQkvParams {
+    pub rows: [u32; 3],
+    pub cols: u32,
+    pub row_bytes: [u32; 3],
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<MatvecQkvParams>() == 32);
+
 /// shaders/matmul.wgsl
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]
@@ -84,8 +95,11 @@ pub struct RopeParams {
     pub head_dim: u32,
     pub n_rot: u32,
     pub neox: u32,
+    /// Heads of the second buffer (K), rotated in the same dispatch; 0: none.
+    pub n_heads_k: u32,
+    pub _pad: [u32; 3],
 }
-const _: () = assert!(std::mem::size_of::<RopeParams>() == 16);
+const _: () = assert!(std::mem::size_of::<RopeParams>() == 32);
 
 /// shaders/attention.wgsl
 #[repr(C)]

@@ -2,9 +2,10 @@
 //! [`Program`] that every step replays. Decoding records one token per dispatch; with a
 //! `Batch` builder the same recipe records prompt chunks (matrix kernels become matmuls).
 //!
-//! When decoding, a projection is held back one op so that the op after it can be fused
-//! into its matvec: the gated activation into the up projection, the residual add into
-//! an output projection. Marks met meanwhile wait for the fused dispatch.
+//! When decoding, projections are held back until an op that is not one of the same
+//! input, so that what follows can be fused: q, k and v into one dispatch, the gated
+//! activation into the up projection, the residual add into an output projection. Marks
+//! met meanwhile wait for the fused dispatch.
 
 use super::buffers::GpuTensor;
 use super::builder::{Builder, Then};
@@ -28,8 +29,9 @@ pub struct Recorder<'a, 'b> {
     program: Program,
     /// The pass being recorded.
     pass: Vec<Dispatch>,
-    /// A decoding projection not recorded yet, and the marks that come after it.
-    held: Option<Held>,
+    /// Decoding projections of one input not recorded yet (at most three), and the marks
+    /// that come after them.
+    held: Vec<Held>,
     held_marks: Vec<(&'static str, usize, Act)>,
 }
 
@@ -51,7 +53,7 @@ impl<'a, 'b> Recorder<'a, 'b> {
         n_ctx: usize,
     ) -> Self {
         let (program, pass) = (Program::default(), Vec::new());
-        Recorder { b, c, bufs, acts, logits, n_ctx, program, pass, held: None, held_marks: Vec::new() }
+        Recorder { b, c, bufs, acts, logits, n_ctx, program, pass, held: Vec::new(), held_marks: Vec::new() }
     }
 
     /// Copy the last token row of a chunk's residual stream into `dst` (before a decoding head).
@@ -69,28 +71,53 @@ impl<'a, 'b> Recorder<'a, 'b> {
         Ok(self.program)
     }
 
-    /// Record the held projection as it is, then the marks that waited for it.
+    /// Record the held projections as they are (three as one q/k/v dispatch where they
+    /// can be), then the marks that waited for them.
     fn flush(&mut self) -> Result<()> {
-        if let Some(h) = self.held.take() {
-            self.emit_held(h, Then::Store)?;
+        let held = std::mem::take(&mut self.held);
+        if let [q, k, v] = held.as_slice() {
+            let label = q.label.replace("attn_q", "attn_qkv");
+            let (x, y) = (self.buf(q.x)?, [self.buf(q.y)?, self.buf(k.y)?, self.buf(v.y)?]);
+            if let Some(d) = self.b.matvec_qkv(&label, [&q.w, &k.w, &v.w], x, y)? {
+                self.pass.push(d);
+                return self.release_marks();
+            }
         }
-        Ok(())
+        for h in held {
+            self.emit(h, Then::Store)?;
+        }
+        self.release_marks()
     }
 
-    /// Record the held projection finished as `then`, then the marks that waited for it.
-    fn emit_held(&mut self, h: Held, then: Then) -> Result<()> {
+    fn emit(&mut self, h: Held, then: Then) -> Result<()> {
         let (x, y) = (self.buf(h.x)?, self.buf(h.y)?);
         let ds = self.b.matvec_then(&h.label, &h.w, x, y, then)?;
         self.pass.extend(ds);
+        Ok(())
+    }
+
+    /// The last held projection finished as `then` (those before it as they are), then the marks.
+    fn emit_last_held(&mut self, then: Then) -> Result<()> {
+        let last = self.held.pop();
+        for h in std::mem::take(&mut self.held) {
+            self.emit(h, Then::Store)?;
+        }
+        if let Some(h) = last {
+            self.emit(h, then)?;
+        }
+        self.release_marks()
+    }
+
+    fn release_marks(&mut self) -> Result<()> {
         for (name, layer, act) in std::mem::take(&mut self.held_marks) {
             self.record_mark(name, layer, act)?;
         }
         Ok(())
     }
 
-    /// The held projection if it wrote `y`.
-    fn take_held_into(&mut self, y: Act) -> Option<Held> {
-        self.held.take_if(|h| h.y == y)
+    /// Whether the last held projection wrote `y`.
+    fn last_held_wrote(&self, y: Act) -> bool {
+        self.held.last().is_some_and(|h| h.y == y)
     }
 
     fn record_mark(&mut self, name: &'static str, layer: usize, x: Act) -> Result<()> {
@@ -164,12 +191,16 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn project(&mut self, op: Op, w: &GpuTensor, bias: Option<&GpuTensor>, x: Act, y: Act) -> Result<()> {
-        self.flush()?;
         let label = op.to_string();
         if self.b.batch.is_none() && bias.is_none() {
-            self.held = Some(Held { label, w: w.clone(), x, y });
+            // Another projection of the same input joins the held ones (q, k, v; gate, up).
+            if self.held.len() == 3 || self.held.first().is_some_and(|h| h.x != x) {
+                self.flush()?;
+            }
+            self.held.push(Held { label, w: w.clone(), x, y });
             return Ok(());
         }
+        self.flush()?;
         let (xb, yb) = (self.buf(x)?, self.buf(y)?);
         let ds = self.b.matvec(&label, w, xb, yb)?;
         self.pass.extend(ds);
@@ -185,11 +216,10 @@ impl Ops for Recorder<'_, '_> {
         let c = self.c;
         let table = self.bufs.rope.for_layer(plan)?;
         let (hd, nr) = (c.head_dim as u32, c.n_rot as u32);
-        for (name, act, heads) in [("rope_q", Act::Q, c.n_head), ("rope_k", Act::K, c.n_head_kv)] {
-            let label = Op::layer(il, name).to_string();
-            let d = self.b.rope(&label, self.buf(act)?, table, heads as u32, hd, nr, c.rope_style)?;
-            self.pass.push(d);
-        }
+        let (q, k) = ((self.buf(Act::Q)?, c.n_head as u32), (self.buf(Act::K)?, c.n_head_kv as u32));
+        let label = Op::layer(il, "rope").to_string();
+        let d = self.b.rope_qk(&label, q, k, table, hd, nr, c.rope_style)?;
+        self.pass.push(d);
         self.end_pass();
         for (act, cache) in [(Act::K, &self.bufs.k_cache[il]), (Act::V, &self.bufs.v_cache[il])] {
             let (src, bytes) = (self.buf(act)?.clone(), self.width(act) as u64 * 4);
@@ -211,9 +241,11 @@ impl Ops for Recorder<'_, '_> {
 
     fn glu(&mut self, op: Op, gate: Act, up: Act, act: Activation) -> Result<()> {
         // The up projection just held: it writes act(gate) · up into the gate itself.
-        if let Some(h) = self.take_held_into(up) {
-            let h = Held { y: gate, ..h };
-            return self.emit_held(h, Then::Glu(act));
+        if self.last_held_wrote(up) {
+            if let Some(h) = self.held.last_mut() {
+                h.y = gate;
+            }
+            return self.emit_last_held(Then::Glu(act));
         }
         self.flush()?;
         let d = self.b.glu(&op.to_string(), self.buf(gate)?, self.buf(up)?, self.width(gate), act)?;
@@ -223,9 +255,9 @@ impl Ops for Recorder<'_, '_> {
 
     fn add(&mut self, op: Op, x: Act, y: Act) -> Result<()> {
         // The projection that wrote y just held: it adds its rows into x as it stores them.
-        if let Some(h) = self.take_held_into(y) {
+        if self.last_held_wrote(y) {
             let residual = self.buf(x)?;
-            return self.emit_held(h, Then::AddInto(residual));
+            return self.emit_last_held(Then::AddInto(residual));
         }
         self.flush()?;
         let d = self.b.add(&op.to_string(), self.buf(x)?, self.buf(y)?, self.width(x))?;
@@ -247,7 +279,7 @@ impl Ops for Recorder<'_, '_> {
         if self.b.batch.is_some() {
             return Ok(());
         }
-        if self.held.is_some() {
+        if !self.held.is_empty() {
             self.held_marks.push((name, layer, x));
             return Ok(());
         }
