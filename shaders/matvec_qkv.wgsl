@@ -2,7 +2,7 @@
 // normed input, rows [0, rows0) from W0 into Y0, then W1 into Y1, then W2 into Y2. Each
 // tensor keeps its own GGUF type: the host appends three copies of the block decoders
 // with their names suffixed _0, _1, _2 (reading W0, W1, W2), X and `xval` from
-// matvec_x_storage.wgsl or matvec_x_uniform.wgsl.
+// matvec_x_storage.wgsl or matvec_x_uniform.wgsl, `row_total` from matvec_reduce_*.wgsl.
 
 struct Params {
     rows0: u32,
@@ -25,7 +25,6 @@ struct Params {
 
 const WG: u32 = 64u;
 override TPR: u32 = 8u;
-var<workgroup> partial: array<f32, WG>;
 
 alias acc_t = f32;
 
@@ -65,21 +64,13 @@ fn store(row: u32, v: f32) {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+fn main(ids: Ids) {
     let rows = P.rows0 + P.rows1 + P.rows2;
-    let group = wid.x + wid.y * nwg.x;
-    let row = group * (WG / TPR) + lid / TPR;
-    let t = lid % TPR;
-    partial[lid] = row_part(row, t);
-    workgroupBarrier();
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let group = ids.wid.x + ids.wid.y * ids.nwg.x;
+    let row = group * (WG / TPR) + ids.lid / TPR;
+    let t = ids.lid % TPR;
+    let total = row_total(ids, t, row_part(row, t));
     if (t == 0u && row < rows) {
-        store(row, partial[lid]);
+        store(row, total);
     }
 }

@@ -7,7 +7,7 @@ use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
 use lanterna::gpu::builder::{run_once, Batch, Builder, Then};
-use lanterna::gpu::kernels::{uniform, Finish, Groups, Kernel, Kernels, MatmulX, MatvecX};
+use lanterna::gpu::kernels::{uniform, Finish, Groups, Kernel, Kernels, MatmulX, MatvecX, Reduce};
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
 use lanterna::model::{Activation, RopeStyle};
@@ -33,6 +33,21 @@ fn rig() -> Option<Rig> {
     let kernels = Kernels::new(&ctx.limits);
     let step = uniform(&ctx, "step", &Step::default());
     Some(Rig { ctx, kernels, step })
+}
+
+/// Set the rig's matvec reduction; false (skip this configuration) for subgroups on an
+/// adapter without them at one fixed size — lavapipe has them, so nothing is skipped there.
+fn with_reduce(r: &mut Rig, reduce: Reduce) -> bool {
+    let info = &r.ctx.info;
+    if reduce == Reduce::Subgroup {
+        let fixed = info.subgroup_min_size == info.subgroup_max_size && info.subgroup_min_size > 0;
+        if !(r.ctx.features.contains(wgpu::Features::SUBGROUP) && fixed) {
+            return false;
+        }
+        r.kernels.subgroup_size = info.subgroup_min_size;
+    }
+    r.kernels.matvec_reduce = reduce;
+    true
 }
 
 impl Rig {
@@ -66,7 +81,7 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
     let yb = f32_buffer(&r.ctx, "y", rows);
     let d = r.builder().matvec("matvec", &t, &xb, &yb).unwrap();
     let kernel = d[0].kernel;
-    let want_kernel = Kernel::Matvec(ty, r.kernels.matvec_x, Finish::Store);
+    let want_kernel = Kernel::Matvec(ty, r.kernels.matvec_x, Finish::Store, r.kernels.matvec_reduce);
     assert_eq!(kernel, want_kernel, "the builder must use the X variant the kernels chose");
     run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
     let got = read_f32(&r.ctx, &yb, rows).unwrap();
@@ -81,12 +96,16 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
 }
 
 /// Every configuration an adapter can select: lanes per row from one (CPU adapters) to the
-/// whole workgroup, X from a storage or a uniform buffer.
+/// whole workgroup, added up in workgroup memory or by subgroup shuffles (fewer and more
+/// lanes than a subgroup has), X from a storage or a uniform buffer.
 #[test]
 fn matvec_every_type_every_configuration() {
-    for tpr in [1, 2, 8, 32, 64] {
+    for (tpr, reduce) in [1, 2, 8, 32, 64].into_iter().flat_map(|t| [(t, Reduce::Workgroup), (t, Reduce::Subgroup)]) {
         for matvec_x in [MatvecX::Storage, MatvecX::Uniform] {
             let Some(mut r) = rig() else { return };
+            if !with_reduce(&mut r, reduce) {
+                continue;
+            }
             r.kernels.matvec_tpr = tpr;
             r.kernels.matvec_x = matvec_x;
             for ty in GgmlType::ALL {
@@ -280,8 +299,16 @@ fn matvec_fused_glu_and_residual_add() {
     let mut sum = vec![0f32; rows];
     ops::matvec(&w, &x, &mut sum);
     let other: Vec<f32> = rand_f32(rows, 63).iter().map(|v| v * 4.0).collect();
-    for (tpr, matvec_x) in [(1, MatvecX::Uniform), (32, MatvecX::Storage), (1, MatvecX::Storage)] {
+    for (tpr, matvec_x, reduce) in [
+        (1, MatvecX::Uniform, Reduce::Workgroup),
+        (32, MatvecX::Storage, Reduce::Workgroup),
+        (32, MatvecX::Storage, Reduce::Subgroup),
+        (1, MatvecX::Storage, Reduce::Workgroup),
+    ] {
         let Some(mut r) = rig() else { return };
+        if !with_reduce(&mut r, reduce) {
+            continue;
+        }
         (r.kernels.matvec_tpr, r.kernels.matvec_x) = (tpr, matvec_x);
         let t = GpuTensor::upload(&r.ctx, "w", ty, cols, rows, &bytes).unwrap();
         let xb = x_buffer(&r.ctx, "x", cols);
@@ -291,7 +318,7 @@ fn matvec_fused_glu_and_residual_add() {
             ops::glu(&mut want, &sum, act);
             let gate = f32_buffer_init(&r.ctx, "gate", &other);
             let d = r.builder().matvec_then("up", &t, &xb, &gate, Then::Glu(act)).unwrap();
-            assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Glu(act)));
+            assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Glu(act), r.kernels.matvec_reduce));
             run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
             let e = nmse(&read_f32(&r.ctx, &gate, rows).unwrap(), &want);
             assert!(e < F32_NMSE, "{}: NMSE {e:e}", d[0].kernel.name());
@@ -300,7 +327,7 @@ fn matvec_fused_glu_and_residual_add() {
         ops::add(&mut want_z, &sum);
         let (y, z) = (f32_buffer(&r.ctx, "y", rows), f32_buffer_init(&r.ctx, "z", &other));
         let d = r.builder().matvec_then("o", &t, &xb, &y, Then::AddInto(&z)).unwrap();
-        assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Add));
+        assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Add, r.kernels.matvec_reduce));
         run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
         let (ey, ez) =
             (nmse(&read_f32(&r.ctx, &y, rows).unwrap(), &sum), nmse(&read_f32(&r.ctx, &z, rows).unwrap(), &want_z));
@@ -471,9 +498,12 @@ fn matvec_qkv_mixed_types_every_configuration() {
             (ty, rows, bytes, want)
         })
         .collect();
-    for (tpr, matvec_x) in [(1, MatvecX::Uniform), (1, MatvecX::Storage), (8, MatvecX::Storage), (32, MatvecX::Storage)]
-    {
+    let configs = [(1, MatvecX::Uniform), (1, MatvecX::Storage), (8, MatvecX::Storage), (32, MatvecX::Storage)];
+    for ((tpr, matvec_x), reduce) in configs.into_iter().flat_map(|c| [(c, Reduce::Workgroup), (c, Reduce::Subgroup)]) {
         let Some(mut r) = rig() else { return };
+        if !with_reduce(&mut r, reduce) {
+            continue;
+        }
         (r.kernels.matvec_tpr, r.kernels.matvec_x) = (tpr, matvec_x);
         let w: Vec<GpuTensor> = tensors
             .iter()
@@ -484,7 +514,10 @@ fn matvec_qkv_mixed_types_every_configuration() {
         r.ctx.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
         let d = r.builder().matvec_qkv("qkv", [&w[0], &w[1], &w[2]], &xb, [&y[0], &y[1], &y[2]]).unwrap();
         let d = d.expect("three single-part tensors of one row length fuse");
-        assert_eq!(d.kernel, Kernel::MatvecQkv([GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0], matvec_x));
+        assert_eq!(
+            d.kernel,
+            Kernel::MatvecQkv([GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0], matvec_x, r.kernels.matvec_reduce)
+        );
         run_once(&r.ctx, &r.step, Step::default(), std::slice::from_ref(&d)).unwrap();
         for (i, (ty, rows, _, want)) in tensors.iter().enumerate() {
             let e = nmse(&read_f32(&r.ctx, &y[i], *rows).unwrap(), want);

@@ -197,7 +197,7 @@ impl Builder<'_> {
                 bindings.push((4, z));
             }
             out.push(self.dispatch(
-                Kernel::Matvec(w.ty, xv, finish),
+                Kernel::Matvec(w.ty, xv, finish, self.kernels.matvec_reduce),
                 label,
                 &bindings,
                 groups,
@@ -230,7 +230,7 @@ impl Builder<'_> {
             written: rows as u64 * 4,
             read_per_pos: 0,
         };
-        let kernel = Kernel::MatvecQkv(w.map(|t| t.ty), self.matvec_x(x));
+        let kernel = Kernel::MatvecQkv(w.map(|t| t.ty), self.matvec_x(x), self.kernels.matvec_reduce);
         let buffers = [
             (0, &w[0].parts[0].buffer),
             (5, &w[1].parts[0].buffer),

@@ -36,10 +36,11 @@ fn quant_source(ty: GgmlType) -> &'static str {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// One token, with X in the buffer kind `MatvecX` says and the row's sum finished as `Finish` says.
-    Matvec(GgmlType, MatvecX, Finish),
+    /// One token, with X in the buffer kind `MatvecX` says, a row's lanes added up as
+    /// `Reduce` says, and the row's sum finished as `Finish` says.
+    Matvec(GgmlType, MatvecX, Finish, Reduce),
     /// q, k and v of one token in one dispatch (each tensor of its own type).
-    MatvecQkv([GgmlType; 3], MatvecX),
+    MatvecQkv([GgmlType; 3], MatvecX, Reduce),
     /// Several tokens at once (prompt processing), with X reaching each thread as `MatmulX` says.
     Matmul(GgmlType, MatmulX),
     Embed(GgmlType),
@@ -98,6 +99,38 @@ impl Finish {
     }
 }
 
+/// How the lanes of a matvec row add up their partial sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reduce {
+    /// Through workgroup memory, a barrier per halving: any adapter.
+    Workgroup,
+    /// Subgroup shuffles within a subgroup (no barrier when a row fits in one), workgroup
+    /// memory beyond: adapters with subgroups of one fixed size.
+    Subgroup,
+}
+
+impl Reduce {
+    /// Subgroups where the adapter has them at one fixed size (the shader is built for it);
+    /// `LANTERNA_MATVEC_REDUCE=workgroup|subgroup` overrides it (subgroup only where possible).
+    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
+        let possible = features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size
+            && info.subgroup_min_size.is_power_of_two();
+        match std::env::var("LANTERNA_MATVEC_REDUCE").as_deref() {
+            Ok("workgroup") => Reduce::Workgroup,
+            _ if possible => Reduce::Subgroup,
+            _ => Reduce::Workgroup,
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Reduce::Workgroup => include_str!("../../shaders/matvec_reduce_wg.wgsl"),
+            Reduce::Subgroup => include_str!("../../shaders/matvec_reduce_sg.wgsl"),
+        }
+    }
+}
+
 /// Where the decoding matvec reads X from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatvecX {
@@ -142,12 +175,14 @@ impl MatmulX {
 impl Kernel {
     pub fn name(self) -> String {
         match self {
-            Kernel::Matvec(t, x, f) => {
+            Kernel::Matvec(t, x, f, r) => {
                 let u = if x == MatvecX::Uniform { "u_" } else { "" };
-                format!("matvec_{u}{}{}", t.name().to_lowercase(), f.suffix())
+                let sg = if r == Reduce::Subgroup { "sg_" } else { "" };
+                format!("matvec_{u}{sg}{}{}", t.name().to_lowercase(), f.suffix())
             }
-            Kernel::MatvecQkv(t, x) => {
+            Kernel::MatvecQkv(t, x, r) => {
                 let u = if x == MatvecX::Uniform { "u_" } else { "" };
+                let u = if r == Reduce::Subgroup { format!("{u}sg_") } else { u.to_string() };
                 let names: Vec<String> = t.iter().map(|t| t.name().to_lowercase()).collect();
                 format!("matvec_qkv_{u}{}", names.join("_"))
             }
@@ -171,18 +206,18 @@ impl Kernel {
     fn source(self) -> (String, &'static str) {
         let quant = |ty: GgmlType, main: &str| format!("{COMMON}\n{KSCALE}\n{}\n{main}", quant_source(ty));
         match self {
-            Kernel::Matvec(t, x, f) => {
-                let xs = matvec_x_source(x);
-                (format!("{}\n{xs}\n{}", quant(t, include_str!("../../shaders/matvec.wgsl")), f.source()), "main")
+            Kernel::Matvec(t, x, f, r) => {
+                let (xs, rs) = (matvec_x_source(x), r.source());
+                (format!("{}\n{xs}\n{}\n{rs}", quant(t, include_str!("../../shaders/matvec.wgsl")), f.source()), "main")
             }
-            Kernel::MatvecQkv(types, x) => {
+            Kernel::MatvecQkv(types, x, r) => {
                 let decoders: Vec<String> = types
                     .iter()
                     .enumerate()
                     .map(|(i, &t)| suffixed(&format!("{COMMON}\n{KSCALE}\n{}", quant_source(t)), i))
                     .collect();
                 let main = include_str!("../../shaders/matvec_qkv.wgsl");
-                (format!("{}\n{main}\n{}", decoders.join("\n"), matvec_x_source(x)), "main")
+                (format!("{}\n{main}\n{}\n{}", decoders.join("\n"), matvec_x_source(x), r.source()), "main")
             }
             Kernel::Matmul(t, x) => {
                 let xs = match x {
@@ -282,6 +317,9 @@ pub struct Kernels {
     pub matmul_x: MatmulX,
     /// Where decoding matvecs read X from, for inputs made by `buffers::x_buffer`.
     pub matvec_x: MatvecX,
+    /// How a matvec row's lanes add up, and the subgroup size a subgroup reduction is built for.
+    pub matvec_reduce: Reduce,
+    pub subgroup_size: u32,
     /// The kind of adapter the choices above were made for, and why.
     pub class: AdapterClass,
     pub class_from: &'static str,
@@ -341,6 +379,8 @@ impl Kernels {
             matvec_tpr: 8,
             matmul_x: MatmulX::Vec4,
             matvec_x: MatvecX::Storage,
+            matvec_reduce: Reduce::Workgroup,
+            subgroup_size: 0,
             class: AdapterClass::Gpu,
             class_from: "the defaults",
         }
@@ -361,6 +401,8 @@ impl Kernels {
             matvec_tpr: tpr,
             matmul_x: MatmulX::for_adapter(info, features),
             matvec_x: MatvecX::for_adapter(limits, tpr),
+            matvec_reduce: Reduce::for_adapter(info, features),
+            subgroup_size: info.subgroup_min_size,
             ..Self::new(limits)
         })
     }
@@ -368,10 +410,11 @@ impl Kernels {
     /// The configuration in use and where it came from, for people.
     pub fn describe(&self) -> String {
         format!(
-            "{} class (from {}): {} lane(s) per matvec row, matvec X from {:?}, matmul X {:?}",
+            "{} class (from {}): {} lane(s) per matvec row added up by {:?}, matvec X from {:?}, matmul X {:?}",
             self.class.name(),
             self.class_from,
             self.matvec_tpr,
+            self.matvec_reduce,
             self.matvec_x,
             self.matmul_x
         )
@@ -383,10 +426,8 @@ impl Kernels {
         if !self.pipelines.contains_key(&k) {
             let (src, entry) = k.source();
             let constants: Vec<(&str, f64)> = match k {
-                Kernel::Matvec(_, _, Finish::Glu(act)) => {
-                    vec![("TPR", self.matvec_tpr as f64), ("ACT", (act == Activation::GeluTanh) as u32 as f64)]
-                }
-                Kernel::Matvec(..) | Kernel::MatvecQkv(..) => vec![("TPR", self.matvec_tpr as f64)],
+                Kernel::Matvec(_, _, f, r) => self.matvec_constants(r, Some(f)),
+                Kernel::MatvecQkv(_, _, r) => self.matvec_constants(r, None),
                 _ => Vec::new(),
             };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -411,6 +452,19 @@ impl Kernels {
             self.pipelines.insert(k, p);
         }
         Ok(&self.pipelines[&k])
+    }
+
+    /// A matvec's override constants: lanes per row, the subgroup size its reduction is
+    /// built for, the fused activation.
+    fn matvec_constants(&self, r: Reduce, f: Option<Finish>) -> Vec<(&'static str, f64)> {
+        let mut c = vec![("TPR", self.matvec_tpr as f64)];
+        if r == Reduce::Subgroup {
+            c.push(("SG", self.subgroup_size as f64));
+        }
+        if let Some(Finish::Glu(act)) = f {
+            c.push(("ACT", (act == Activation::GeluTanh) as u32 as f64));
+        }
+        c
     }
 
     /// Workgroup counts for `n` workgroups, spilling into y past the per-dimension limit.

@@ -1,0 +1,22 @@
+// matvec's sum of a row's TPR partial sums, through workgroup memory: any adapter.
+
+struct Ids {
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+}
+
+var<workgroup> partial: array<f32, 64>;
+
+// The row's total, in the row's first lane (t == 0).
+fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
+    partial[ids.lid] = acc;
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            partial[ids.lid] += partial[ids.lid + s];
+        }
+        workgroupBarrier();
+    }
+    return partial[ids.lid];
+}
