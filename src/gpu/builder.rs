@@ -306,12 +306,7 @@ impl Builder<'_> {
         cols: u32,
         eps: f32,
     ) -> Result<Dispatch> {
-        let t = self.tokens();
-        let pb = uniform(self.ctx, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
-        let n = rows as u64 * cols as u64 * 4;
-        let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
-        let groups = self.flat(rows, 1);
-        self.dispatch(Kernel::RmsNorm, label, &[(0, x), (1, y), (2, g), (3, &pb)], groups, traffic, (y, rows * cols))
+        self.norm(Kernel::RmsNorm, label, Some(x), y, g, (rows, cols, eps))
     }
 
     /// y = rms_norm(y) * g, in place.
@@ -324,12 +319,27 @@ impl Builder<'_> {
         cols: u32,
         eps: f32,
     ) -> Result<Dispatch> {
+        self.norm(Kernel::RmsNormInplace, label, None, y, g, (rows, cols, eps))
+    }
+
+    /// Either norm: from `x` into `y`, or `y` in place (x None); `rows` of `cols` per token.
+    fn norm(
+        &mut self,
+        kernel: Kernel,
+        label: &str,
+        x: Option<&wgpu::Buffer>,
+        y: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        (rows, cols, eps): (u32, u32, f32),
+    ) -> Result<Dispatch> {
         let t = self.tokens();
         let pb = uniform(self.ctx, label, &NormParams { rows: rows * t, cols, eps, _pad: 0 });
         let n = rows as u64 * cols as u64 * 4;
         let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
         let groups = self.flat(rows, 1);
-        self.dispatch(Kernel::RmsNormInplace, label, &[(1, y), (2, g), (3, &pb)], groups, traffic, (y, rows * cols))
+        let mut buffers = vec![(1, y), (2, g), (3, &pb)];
+        buffers.extend(x.map(|x| (0, x)));
+        self.dispatch(kernel, label, &buffers, groups, traffic, (y, rows * cols))
     }
 
     /// Rotate `y` ([n_heads, head_dim]) at the Step's position with a cos/sin table.
