@@ -1,11 +1,14 @@
 // y[out_offset + r] = Σ_c W[r, c] · x[c]. W stays in its GGUF encoding and is decoded
-// block by block (block_dot from the quant/<type>.wgsl included before this file).
-// X and `xval` come from matvec_x_storage.wgsl or matvec_x_uniform.wgsl, and what becomes of
-// a row's sum (`finish`) from matvec_store.wgsl, matvec_glu.wgsl or matvec_add.wgsl, and how a
-// row's lanes add up (`Ids`, `row_total`) from matvec_reduce_wg.wgsl or matvec_reduce_sg.wgsl.
-// A workgroup of 64 threads handles 64/TPR rows with TPR threads per row: on CPU-like
-// adapters (lavapipe) few threads per row and many rows per workgroup is fastest, and
-// the K-quant rows of these models have only a handful of 256-weight blocks anyway.
+// block by block (block_dot from the quant/<type>.wgsl included before this file, summed
+// over a thread's rows by matvec_rows.wgsl). X, `load_x` and `xval` come from
+// matvec_x_storage.wgsl or matvec_x_uniform.wgsl, what becomes of a row's sum (`finish`)
+// from matvec_store.wgsl, matvec_glu.wgsl or matvec_add.wgsl, and how a row's lanes add
+// up (`Ids`, `row_total`) from matvec_reduce_wg.wgsl or matvec_reduce_sg.wgsl.
+//
+// A workgroup of WG threads has WG/TPR slots of TPR lanes; each slot owns R rows and its
+// lanes split each row's units. On CPU-like adapters (lavapipe) one lane per row and
+// several rows per lane is fastest (every x loaded once serves R rows); GPUs want many
+// lanes per row, so that a row's loads coalesce, and one row per slot.
 
 struct Params {
     rows: u32,        // rows in this part of the tensor
@@ -18,9 +21,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [out_offset + rows]
 @group(0) @binding(3) var<uniform> P: Params;
 
-const WG: u32 = 64u;
-// Threads per row (a power of two dividing 64).
+// Threads per workgroup (at most 64), lanes per row (a power of two dividing WG), rows
+// per slot (at most RMAX).
+override WG: u32 = 64u;
 override TPR: u32 = 8u;
+override R: u32 = 1u;
+const RMAX: u32 = 16u;
 
 // The block decoders accumulate in acc_t: one f32 here, four tokens at once in matmul.
 alias acc_t = f32;
@@ -29,23 +35,19 @@ fn acc_zero() -> acc_t {
     return 0.0;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(ids: Ids) {
-    let rows_per_wg = WG / TPR;
+    let slots = WG / TPR;
     // Workgroups beyond 65535 continue in the y dimension of the dispatch.
     let group = ids.wid.x + ids.wid.y * ids.nwg.x;
-    let row = group * rows_per_wg + ids.lid / TPR;
+    let first = group * slots * R + ids.lid / TPR;
     let t = ids.lid % TPR;
-    var acc = 0.0;
-    if (row < P.rows) {
-        let nb = P.cols / BLOCK_WEIGHTS;
-        let base = row * P.row_bytes;
-        for (var blk = t; blk < nb; blk += TPR) {
-            acc += block_dot(base + blk * BLOCK_BYTES, blk * BLOCK_WEIGHTS);
+    let acc = rows_dot(first, slots, t, P.rows, P.cols, P.row_bytes);
+    for (var r = 0u; r < R; r++) {
+        let row = first + r * slots;
+        let total = row_total(ids, t, acc[r]);
+        if (t == 0u && row < P.rows) {
+            finish(P.out_offset + row, total);
         }
-    }
-    let total = row_total(ids, t, acc);
-    if (t == 0u && row < P.rows) {
-        finish(P.out_offset + row, total);
     }
 }

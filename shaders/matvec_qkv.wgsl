@@ -1,8 +1,10 @@
 // q, k and v = W·x for one token in one dispatch: the three projections of a block's
-// normed input, rows [0, rows0) from W0 into Y0, then W1 into Y1, then W2 into Y2. Each
-// tensor keeps its own GGUF type: the host appends three copies of the block decoders
-// with their names suffixed _0, _1, _2 (reading W0, W1, W2), X and `xval` from
+// normed input, W0 into Y0, W1 into Y1, W2 into Y2. Each tensor keeps its own GGUF type:
+// the host appends three copies of the block decoders and of matvec_rows.wgsl with their
+// names suffixed _0, _1, _2 (reading W0, W1, W2), X, `load_x` and `xval` from
 // matvec_x_storage.wgsl or matvec_x_uniform.wgsl, `row_total` from matvec_reduce_*.wgsl.
+// The first workgroups do q's rows, the next k's, the last v's, so that a workgroup's
+// rows are all of one tensor (one block size, one loop) as in matvec.wgsl.
 
 struct Params {
     rows0: u32,
@@ -23,8 +25,10 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> Y2: array<f32>;  // [rows2]
 @group(0) @binding(3) var<uniform> P: Params;
 
-const WG: u32 = 64u;
+override WG: u32 = 64u;
 override TPR: u32 = 8u;
+override R: u32 = 1u;
+const RMAX: u32 = 16u;
 
 alias acc_t = f32;
 
@@ -32,45 +36,49 @@ fn acc_zero() -> acc_t {
     return 0.0;
 }
 
-// This thread's share (blocks t, t + TPR, …) of row `row` of the three tensors together.
-fn row_part(row: u32, t: u32) -> f32 {
-    var acc = 0.0;
-    if (row < P.rows0) {
-        for (var blk = t; blk < P.cols / BLOCK_WEIGHTS_0; blk += TPR) {
-            acc += block_dot_0(row * P.row_bytes0 + blk * BLOCK_BYTES_0, blk * BLOCK_WEIGHTS_0);
-        }
-    } else if (row < P.rows0 + P.rows1) {
-        let r = row - P.rows0;
-        for (var blk = t; blk < P.cols / BLOCK_WEIGHTS_1; blk += TPR) {
-            acc += block_dot_1(r * P.row_bytes1 + blk * BLOCK_BYTES_1, blk * BLOCK_WEIGHTS_1);
-        }
-    } else if (row < P.rows0 + P.rows1 + P.rows2) {
-        let r = row - P.rows0 - P.rows1;
-        for (var blk = t; blk < P.cols / BLOCK_WEIGHTS_2; blk += TPR) {
-            acc += block_dot_2(r * P.row_bytes2 + blk * BLOCK_BYTES_2, blk * BLOCK_WEIGHTS_2);
-        }
-    }
-    return acc;
-}
-
-fn store(row: u32, v: f32) {
-    if (row < P.rows0) {
+fn store(tensor: u32, row: u32, v: f32) {
+    if (tensor == 0u) {
         Y0[row] = v;
-    } else if (row < P.rows0 + P.rows1) {
-        Y1[row - P.rows0] = v;
+    } else if (tensor == 1u) {
+        Y1[row] = v;
     } else {
-        Y2[row - P.rows0 - P.rows1] = v;
+        Y2[row] = v;
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(ids: Ids) {
-    let rows = P.rows0 + P.rows1 + P.rows2;
-    let group = ids.wid.x + ids.wid.y * ids.nwg.x;
-    let row = group * (WG / TPR) + ids.lid / TPR;
+    let slots = WG / TPR;
+    let per_group = slots * R;
+    let g0 = (P.rows0 + per_group - 1u) / per_group;
+    let g1 = (P.rows1 + per_group - 1u) / per_group;
+    var group = ids.wid.x + ids.wid.y * ids.nwg.x;
+    var tensor = 0u;
+    var rows = P.rows0;
+    if (group >= g0 + g1) {
+        tensor = 2u;
+        rows = P.rows2;
+        group -= g0 + g1;
+    } else if (group >= g0) {
+        tensor = 1u;
+        rows = P.rows1;
+        group -= g0;
+    }
+    let first = group * per_group + ids.lid / TPR;
     let t = ids.lid % TPR;
-    let total = row_total(ids, t, row_part(row, t));
-    if (t == 0u && row < rows) {
-        store(row, total);
+    var acc: array<f32, RMAX>;
+    if (tensor == 0u) {
+        acc = rows_dot_0(first, slots, t, rows, P.cols, P.row_bytes0);
+    } else if (tensor == 1u) {
+        acc = rows_dot_1(first, slots, t, rows, P.cols, P.row_bytes1);
+    } else {
+        acc = rows_dot_2(first, slots, t, rows, P.cols, P.row_bytes2);
+    }
+    for (var r = 0u; r < R; r++) {
+        let row = first + r * slots;
+        let total = row_total(ids, t, acc[r]);
+        if (t == 0u && row < rows) {
+            store(tensor, row, total);
+        }
     }
 }

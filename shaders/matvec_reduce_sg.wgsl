@@ -35,5 +35,7 @@ fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
             total += partial[first + i];
         }
     }
+    // The next row's sums may not overwrite these before they are read.
+    workgroupBarrier();
     return total;
 }

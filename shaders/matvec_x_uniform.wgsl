@@ -1,10 +1,29 @@
 // matvec's X as a uniform buffer of a fixed 64 KiB (inputs of up to 16384 values, the
-// buffer padded to that size). Where one lane owns a row (CPU adapters), every lane reads
-// the same x at the same time: lavapipe loads a uniform-buffer value once for all lanes,
-// where from a storage buffer inside the block loop it gathers it lane by lane.
+// buffer padded to that size), cached a unit at a time: `load_x` copies the x of one
+// unit of columns (a block, or 32 weights of the one-weight float "blocks") into private
+// registers, and the decoders read them there with constant indices, so the R rows a
+// thread owns share one load of each x. On lavapipe a uniform-buffer load inside the
+// block loop is a gather across the SIMD lanes; this makes it one per unit and thread.
+// The padding keeps `load_x` inside the binding wherever cols ≤ 16384.
 
 @group(0) @binding(1) var<uniform> X: array<vec4<f32>, 4096>;  // [16384] the first cols are x
 
+// Weights per unit of the block loop for a decoder of `block_weights` weights per block.
+fn unit_of(block_weights: u32) -> u32 {
+    return max(block_weights, 32u);
+}
+
+// The largest unit: a K-quant super-block.
+var<private> xs: array<vec4<f32>, 64>;
+
+// Cache x[xi, xi + n) (n a multiple of 4, xi of 4) and say where the decoders find it.
+fn load_x(xi: u32, n: u32) -> u32 {
+    for (var i = 0u; i < n / 4u; i++) {
+        xs[i] = X[(xi >> 2u) + i];
+    }
+    return 0u;
+}
+
 fn xval(i: u32) -> acc_t {
-    return X[i >> 2u][i & 3u];
+    return xs[i >> 2u][i & 3u];
 }

@@ -7,7 +7,10 @@ use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
 use lanterna::gpu::builder::{run_once, Batch, Builder, Then};
-use lanterna::gpu::kernels::{uniform, Finish, Groups, Kernel, Kernels, MatmulX, MatvecX, Reduce};
+use lanterna::gpu::kernels::{
+    default_matvec_rows_wg, default_matvec_tpr, uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX,
+    MatvecX, Reduce,
+};
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
 use lanterna::model::{Activation, RopeStyle};
@@ -86,38 +89,93 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
     run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
     let got = read_f32(&r.ctx, &yb, rows).unwrap();
     let e = nmse(&got, &want);
+    let k = &r.kernels;
     println!(
-        "{}: {rows}x{cols}, {} part(s), {} lanes per row, NMSE {e:.2e} (ggml bound {QUANT_MATMUL_NMSE:.0e})",
+        "{}: {rows}x{cols}, {} part(s), {}/{}/{} threads/lanes/rows, NMSE {e:.2e} (ggml bound {QUANT_MATMUL_NMSE:.0e})",
         kernel.name(),
         t.parts.len(),
-        r.kernels.matvec_tpr
+        k.matvec_wg,
+        k.matvec_tpr,
+        k.matvec_rows
     );
     assert!(e < F32_NMSE, "matvec {ty}: NMSE {e:e}");
 }
 
-/// Every configuration an adapter can select: lanes per row from one (CPU adapters) to the
-/// whole workgroup, added up in workgroup memory or by subgroup shuffles (fewer and more
-/// lanes than a subgroup has), X from a storage or a uniform buffer.
+/// One matvec configuration: threads per workgroup, lanes per row, rows per lane group,
+/// how a row's lanes add up, where X is read.
+#[derive(Clone, Copy, Debug)]
+struct MatvecConfig {
+    wg: u32,
+    tpr: u32,
+    rows: u32,
+    reduce: Reduce,
+    x: MatvecX,
+}
+
+/// A rig whose kernels use `c`; None (skip it) for subgroups on an adapter without them
+/// at one fixed size (lavapipe has them, so nothing is skipped there).
+fn rig_with(c: MatvecConfig) -> Option<Rig> {
+    let mut r = rig()?;
+    if !with_reduce(&mut r, c.reduce) {
+        return None;
+    }
+    (r.kernels.matvec_wg, r.kernels.matvec_tpr, r.kernels.matvec_rows, r.kernels.matvec_x) = (c.wg, c.tpr, c.rows, c.x);
+    Some(r)
+}
+
+/// The configuration each class of adapter selects by default.
+fn class_default(class: AdapterClass, reduce: Reduce, x: MatvecX) -> MatvecConfig {
+    let tpr = default_matvec_tpr(class);
+    let (rows, wg) = default_matvec_rows_wg(class, tpr);
+    MatvecConfig { wg, tpr, rows, reduce, x }
+}
+
+/// Blocks per row of the matvec tests: a float row of 203 weights (no multiple of the
+/// 32-weight unit a cached X works in), 11 blocks of 32, 3 super-blocks of 256.
+fn test_blocks(ty: GgmlType) -> usize {
+    match ty.block_size() {
+        1 => 203,
+        32 => 11,
+        _ => 3,
+    }
+}
+
+/// Every type under the configurations the two classes of adapter select and two more
+/// (several rows per lane with storage X, a row split over lanes with uniform X).
 #[test]
-fn matvec_every_type_every_configuration() {
-    for (tpr, reduce) in [1, 2, 8, 32, 64].into_iter().flat_map(|t| [(t, Reduce::Workgroup), (t, Reduce::Subgroup)]) {
-        for matvec_x in [MatvecX::Storage, MatvecX::Uniform] {
-            let Some(mut r) = rig() else { return };
-            if !with_reduce(&mut r, reduce) {
-                continue;
-            }
-            r.kernels.matvec_tpr = tpr;
-            r.kernels.matvec_x = matvec_x;
-            for ty in GgmlType::ALL {
-                // 37 rows: not a multiple of the rows a workgroup handles.
-                let blocks = if ty.block_size() == 1 {
-                    203
-                } else if ty.block_size() == 32 {
-                    11
-                } else {
-                    3
-                };
-                check_matvec(&mut r, ty, 37, blocks, None);
+fn matvec_every_type_under_the_class_defaults() {
+    use {MatvecX::*, Reduce::*};
+    let configs = [
+        class_default(AdapterClass::Cpu, Subgroup, Uniform),
+        class_default(AdapterClass::Gpu, Subgroup, Storage),
+        MatvecConfig { wg: 64, tpr: 1, rows: 3, reduce: Workgroup, x: Storage },
+        MatvecConfig { wg: 32, tpr: 8, rows: 2, reduce: Workgroup, x: Uniform },
+    ];
+    for c in configs {
+        let Some(mut r) = rig_with(c) else { continue };
+        for ty in GgmlType::ALL {
+            // 37 rows: not a multiple of the rows a workgroup handles.
+            check_matvec(&mut r, ty, 37, test_blocks(ty), None);
+        }
+    }
+}
+
+/// Every configuration a tuner or an adapter can select — lanes per row from one (CPU
+/// adapters) to the whole workgroup, one to sixteen rows per lane group, workgroups of 16
+/// to 64, added up in workgroup memory or by subgroup shuffles (fewer and more lanes than
+/// a subgroup has), X from a storage or a uniform buffer — on three types that stand for
+/// the rest: 18-byte blocks (unaligned words), super-blocks, and a float row with a tail.
+#[test]
+fn matvec_every_configuration() {
+    let shapes = [(1, 16, 16), (1, 8, 32), (2, 5, 64), (8, 3, 16), (32, 2, 32), (64, 1, 64)];
+    for (tpr, rows, wg) in shapes {
+        for reduce in [Reduce::Workgroup, Reduce::Subgroup] {
+            for x in [MatvecX::Storage, MatvecX::Uniform] {
+                let Some(mut r) = rig_with(MatvecConfig { wg, tpr, rows, reduce, x }) else { continue };
+                for ty in [GgmlType::Q4_0, GgmlType::Q5K, GgmlType::F16] {
+                    // 301 rows: no multiple of any workgroup's rows, and several workgroups.
+                    check_matvec(&mut r, ty, 301, test_blocks(ty), None);
+                }
             }
         }
     }
@@ -299,17 +357,14 @@ fn matvec_fused_glu_and_residual_add() {
     let mut sum = vec![0f32; rows];
     ops::matvec(&w, &x, &mut sum);
     let other: Vec<f32> = rand_f32(rows, 63).iter().map(|v| v * 4.0).collect();
-    for (tpr, matvec_x, reduce) in [
-        (1, MatvecX::Uniform, Reduce::Workgroup),
-        (32, MatvecX::Storage, Reduce::Workgroup),
-        (32, MatvecX::Storage, Reduce::Subgroup),
-        (1, MatvecX::Storage, Reduce::Workgroup),
+    for c in [
+        class_default(AdapterClass::Cpu, Reduce::Workgroup, MatvecX::Uniform),
+        class_default(AdapterClass::Gpu, Reduce::Workgroup, MatvecX::Storage),
+        MatvecConfig { wg: 64, tpr: 32, rows: 2, reduce: Reduce::Subgroup, x: MatvecX::Storage },
+        MatvecConfig { wg: 32, tpr: 1, rows: 3, reduce: Reduce::Workgroup, x: MatvecX::Storage },
     ] {
-        let Some(mut r) = rig() else { return };
-        if !with_reduce(&mut r, reduce) {
-            continue;
-        }
-        (r.kernels.matvec_tpr, r.kernels.matvec_x) = (tpr, matvec_x);
+        let Some(mut r) = rig_with(c) else { continue };
+        let matvec_x = c.x;
         let t = GpuTensor::upload(&r.ctx, "w", ty, cols, rows, &bytes).unwrap();
         let xb = x_buffer(&r.ctx, "x", cols);
         r.ctx.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
@@ -498,13 +553,18 @@ fn matvec_qkv_mixed_types_every_configuration() {
             (ty, rows, bytes, want)
         })
         .collect();
-    let configs = [(1, MatvecX::Uniform), (1, MatvecX::Storage), (8, MatvecX::Storage), (32, MatvecX::Storage)];
-    for ((tpr, matvec_x), reduce) in configs.into_iter().flat_map(|c| [(c, Reduce::Workgroup), (c, Reduce::Subgroup)]) {
-        let Some(mut r) = rig() else { return };
-        if !with_reduce(&mut r, reduce) {
-            continue;
-        }
-        (r.kernels.matvec_tpr, r.kernels.matvec_x) = (tpr, matvec_x);
+    // (threads, lanes per row, rows per lane group, X): the CPU class's, three more.
+    let shapes = [
+        (16, 1, 8, MatvecX::Uniform),
+        (32, 1, 3, MatvecX::Storage),
+        (64, 8, 2, MatvecX::Storage),
+        (64, 32, 1, MatvecX::Storage),
+    ];
+    for ((wg, tpr, rows, xv), reduce) in
+        shapes.into_iter().flat_map(|c| [(c, Reduce::Workgroup), (c, Reduce::Subgroup)])
+    {
+        let Some(mut r) = rig_with(MatvecConfig { wg, tpr, rows, reduce, x: xv }) else { continue };
+        let matvec_x = xv;
         let w: Vec<GpuTensor> = tensors
             .iter()
             .map(|(ty, rows, b, _)| GpuTensor::upload(&r.ctx, "w", *ty, cols, *rows, b).unwrap())

@@ -185,7 +185,7 @@ impl Builder<'_> {
         for part in &w.parts {
             let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
             let pb = uniform(self.ctx, label, &p);
-            let groups = self.kernels.groups(part.rows.div_ceil(WG / self.kernels.matvec_tpr));
+            let groups = self.kernels.groups(part.rows.div_ceil(self.kernels.matvec_rows_per_group()));
             let rows = part.rows as u64;
             let traffic = Traffic {
                 read: rows * w.row_bytes as u64 + w.cols as u64 * 4 + extra_read * rows * 4,
@@ -224,7 +224,9 @@ impl Builder<'_> {
             MatvecQkvParams { rows: w.map(|t| t.rows), cols: w[0].cols, row_bytes: w.map(|t| t.row_bytes), _pad: 0 };
         let pb = uniform(self.ctx, label, &p);
         let rows: u32 = p.rows.iter().sum();
-        let groups = self.kernels.groups(rows.div_ceil(WG / self.kernels.matvec_tpr));
+        // Each tensor's rows start a workgroup of their own (see matvec_qkv.wgsl).
+        let per = self.kernels.matvec_rows_per_group();
+        let groups = self.kernels.groups(p.rows.iter().map(|r| r.div_ceil(per)).sum());
         let traffic = Traffic {
             read: w.iter().map(|t| t.bytes()).sum::<u64>() + w[0].cols as u64 * 4,
             written: rows as u64 * 4,

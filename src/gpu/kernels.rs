@@ -14,6 +14,7 @@ const KSCALE: &str = include_str!("../../shaders/quant/kscale.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const ATTN_COMMON: &str = include_str!("../../shaders/attention_common.wgsl");
 const ACT: &str = include_str!("../../shaders/act.wgsl");
+const MATVEC_ROWS: &str = include_str!("../../shaders/matvec_rows.wgsl");
 
 fn quant_source(ty: GgmlType) -> &'static str {
     use GgmlType::*;
@@ -208,13 +209,14 @@ impl Kernel {
         match self {
             Kernel::Matvec(t, x, f, r) => {
                 let (xs, rs) = (matvec_x_source(x), r.source());
-                (format!("{}\n{xs}\n{}\n{rs}", quant(t, include_str!("../../shaders/matvec.wgsl")), f.source()), "main")
+                let main = format!("{MATVEC_ROWS}\n{}", include_str!("../../shaders/matvec.wgsl"));
+                (format!("{}\n{xs}\n{}\n{rs}", quant(t, &main), f.source()), "main")
             }
             Kernel::MatvecQkv(types, x, r) => {
                 let decoders: Vec<String> = types
                     .iter()
                     .enumerate()
-                    .map(|(i, &t)| suffixed(&format!("{COMMON}\n{KSCALE}\n{}", quant_source(t)), i))
+                    .map(|(i, &t)| suffixed(&format!("{COMMON}\n{KSCALE}\n{}\n{MATVEC_ROWS}", quant_source(t)), i))
                     .collect();
                 let main = include_str!("../../shaders/matvec_qkv.wgsl");
                 (format!("{}\n{main}\n{}\n{}", decoders.join("\n"), matvec_x_source(x), r.source()), "main")
@@ -311,8 +313,12 @@ pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
     pub max_groups: u32,
     /// Threads per row of the matvec kernels (its `TPR` override constant): a power of
-    /// two up to 64. See `default_matvec_tpr`.
+    /// two up to `matvec_wg`. See `default_matvec_tpr`.
     pub matvec_tpr: u32,
+    /// Rows each slot of `matvec_tpr` lanes owns (`R`, 1 to `MATVEC_MAX_ROWS`), and
+    /// threads per matvec workgroup (`WG`, a power of two up to 64). See `MatvecShape`.
+    pub matvec_rows: u32,
+    pub matvec_wg: u32,
     /// The prompt matmul's variant (see `MatmulX::for_adapter`).
     pub matmul_x: MatmulX,
     /// Where decoding matvecs read X from, for inputs made by `buffers::x_buffer`.
@@ -371,12 +377,38 @@ pub fn default_matvec_tpr(class: AdapterClass) -> u32 {
     }
 }
 
+/// Rows per lane group most a matvec thread can own (`RMAX` in matvec.wgsl).
+pub const MATVEC_MAX_ROWS: u32 = 16;
+
+/// Rows per lane group and threads per workgroup of the matvec for a class of adapter.
+/// CPU adapters: 8 rows per lane, so that each x loaded serves 8 rows, in workgroups of
+/// 16 (128 rows), small enough that a 576-row matrix still spreads over the cores (SmolLM2's
+/// matvecs ran about 2× faster on lavapipe than with one row per lane). GPUs: one row per
+/// slot in workgroups of 64. `LANTERNA_MATVEC_ROWS` and `LANTERNA_MATVEC_WG` override them.
+pub fn default_matvec_rows_wg(class: AdapterClass, tpr: u32) -> (u32, u32) {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    let (rows, wg) = match class {
+        AdapterClass::Cpu => (8, 16),
+        AdapterClass::Gpu => (1, WG),
+    };
+    let rows = env("LANTERNA_MATVEC_ROWS").filter(|r| (1..=MATVEC_MAX_ROWS).contains(r)).unwrap_or(rows);
+    let wg = env("LANTERNA_MATVEC_WG").filter(|w| w.is_power_of_two() && *w <= WG).unwrap_or(wg);
+    (rows, wg.max(tpr))
+}
+
 impl Kernels {
+    /// Rows one matvec workgroup covers.
+    pub fn matvec_rows_per_group(&self) -> u32 {
+        self.matvec_wg / self.matvec_tpr * self.matvec_rows
+    }
+
     pub fn new(limits: &wgpu::Limits) -> Self {
         Kernels {
             pipelines: HashMap::new(),
             max_groups: limits.max_compute_workgroups_per_dimension,
             matvec_tpr: 8,
+            matvec_rows: 1,
+            matvec_wg: WG,
             matmul_x: MatmulX::Vec4,
             matvec_x: MatvecX::Storage,
             matvec_reduce: Reduce::Workgroup,
@@ -395,10 +427,13 @@ impl Kernels {
     pub fn for_adapter(info: &wgpu::AdapterInfo, limits: &wgpu::Limits, features: wgpu::Features) -> Result<Self> {
         let (class, why) = AdapterClass::of(info)?;
         let tpr = default_matvec_tpr(class);
+        let (rows, wg) = default_matvec_rows_wg(class, tpr);
         Ok(Kernels {
             class,
             class_from: why,
             matvec_tpr: tpr,
+            matvec_rows: rows,
+            matvec_wg: wg,
             matmul_x: MatmulX::for_adapter(info, features),
             matvec_x: MatvecX::for_adapter(limits, tpr),
             matvec_reduce: Reduce::for_adapter(info, features),
@@ -410,10 +445,12 @@ impl Kernels {
     /// The configuration in use and where it came from, for people.
     pub fn describe(&self) -> String {
         format!(
-            "{} class (from {}): {} lane(s) per matvec row added up by {:?}, matvec X from {:?}, matmul X {:?}",
+            "{} class (from {}): matvec workgroups of {} threads, {} lane(s) per row and {} row(s) per lane group, added up by {:?}, X from {:?}; matmul X {:?}",
             self.class.name(),
             self.class_from,
+            self.matvec_wg,
             self.matvec_tpr,
+            self.matvec_rows,
             self.matvec_reduce,
             self.matvec_x,
             self.matmul_x
@@ -457,7 +494,8 @@ impl Kernels {
     /// A matvec's override constants: lanes per row, the subgroup size its reduction is
     /// built for, the fused activation.
     fn matvec_constants(&self, r: Reduce, f: Option<Finish>) -> Vec<(&'static str, f64)> {
-        let mut c = vec![("TPR", self.matvec_tpr as f64)];
+        let mut c =
+            vec![("TPR", self.matvec_tpr as f64), ("R", self.matvec_rows as f64), ("WG", self.matvec_wg as f64)];
         if r == Reduce::Subgroup {
             c.push(("SG", self.subgroup_size as f64));
         }
