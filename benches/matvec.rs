@@ -41,7 +41,7 @@ fn main() -> lanterna::Result<()> {
     let ctx = GpuContext::new(&AdapterChoice::from_args(None, None)?)?;
     let mut kernels = Kernels::for_device(&ctx)?;
     let step = uniform(&ctx, "step", &Step::default());
-    println!("adapter: {}, {} threads per matvec row, {} reps", ctx.describe(), kernels.matvec_tpr, reps);
+    println!("adapter: {}, matvec threads/lanes per row/rows {}, {} reps", ctx.describe(), kernels.matvec, reps);
     println!("| shape (cols × rows) | type | used by | µs | G weights/s | GB/s read | vs f32 matvec |");
     println!("|---|---|---|---|---|---|---|");
     // (cols, rows, type, where it is used)

@@ -34,6 +34,10 @@ python3 scripts/module-cycles.py
 
 # Mesa's device-select layer complains about XDG_RUNTIME_DIR on headless machines.
 export NODEVICE_SELECT=1
+# Tests run the default matvec shapes: tuning on each model's first run would cost
+# minutes of CI and make results depend on the user's cache. tests/cli.rs tests the
+# tuner itself with a cache of its own.
+export LANTERNA_NO_TUNE=1
 cargo build --release --bins
 
 # Test the device, not a driver file: one greedy token of the committed tiny model on the GPU.

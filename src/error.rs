@@ -33,6 +33,10 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// The matvec tuner's cache could not be written.
+    #[error("tuning cache {path}: {msg}")]
+    TuneCache { path: PathBuf, msg: String },
+
     #[error("GPU: {0}")]
     Gpu(String),
 

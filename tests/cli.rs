@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use common::*;
 use lanterna::gguf::writer::GgufWriter;
 use lanterna::gguf::MetaValue;
+use lanterna::gpu::kernels::{default_matvec_rows_wg, default_matvec_tpr, AdapterClass, MatvecShape};
 use serde_json::Value;
 
 /// See tests/llamacpp_cpu.rs: below this reference margin greedy paths may part.
@@ -397,4 +398,69 @@ fn backend_and_adapter_come_from_flags_or_the_environment() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("LANTERNA_ADAPTER='first' is not an adapter index"));
     // The flag wins over the variable.
     assert!(device_of(&run_tiny("gpu", &["--adapter", "0"], &[("LANTERNA_ADAPTER", "first")])).starts_with("gpu: "));
+}
+
+/// `lanterna` on the committed tiny model with its own tuning cache, tuning allowed.
+fn with_tune_cache(args: &[&str], cache: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lanterna"))
+        .args(args)
+        .env_remove("LANTERNA_NO_TUNE")
+        .env("LANTERNA_TUNE_CACHE", cache)
+        .output()
+        .expect("run lanterna")
+}
+
+fn greedy_tokens(o: &Output) -> Vec<Value> {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["tokens"].as_array().expect("tokens").clone()
+}
+
+/// `lanterna tune` caches one shape per matrix the model decodes with, each one the tuner
+/// could pick; a run finds the cache and says so, a run with an empty cache tunes first,
+/// and all give the tokens the default shapes give (`--no-tune`).
+#[test]
+fn tune_caches_a_shape_per_matrix_and_runs_use_it() {
+    let Some(ctx) = gpu() else { return };
+    let dir = std::env::temp_dir().join(format!("lanterna-tune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = dir.join("tune.json");
+    let o = with_tune_cache(&["tune", "-m", TINY, "--steps", "1"], &cache);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    let rows = table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| matrix")).count();
+    let saved: Value = serde_json::from_slice(&std::fs::read(&cache).expect("the cache file")).unwrap();
+    let adapters = saved.as_object().unwrap();
+    assert_eq!(adapters.len(), 1, "{saved}");
+    let (adapter, shapes) = adapters.iter().next().unwrap();
+    assert!(adapter.starts_with(&ctx.info.name), "{adapter}");
+    let shapes = shapes.as_object().unwrap();
+    // q+k+v fused, attn_output, ffn gate/up, ffn_down, the LM head: at least four shapes.
+    assert!(shapes.len() >= 4 && shapes.len() == rows, "{table}\n{saved}");
+    let class = if adapter.ends_with("cpu class") { AdapterClass::Cpu } else { AdapterClass::Gpu };
+    let mut allowed = lanterna::gpu::tune::candidates(class);
+    let tpr = default_matvec_tpr(class);
+    let (r, wg) = default_matvec_rows_wg(class, tpr);
+    allowed.push(MatvecShape { wg, tpr, rows: r });
+    for (key, s) in shapes {
+        let s: MatvecShape = serde_json::from_value(s.clone()).unwrap();
+        assert!(allowed.contains(&s), "{key}: {s} is no candidate");
+    }
+
+    let run = ["run", "-m", TINY, "--device", "gpu", "--temp", "0", "-n", "6", "--ignore-eos", "--json", "-p", "Hello"];
+    let cached = with_tune_cache(&run, &cache);
+    let err = String::from_utf8_lossy(&cached.stderr);
+    assert!(err.contains("tuned (cached in") && !err.contains("timing matvec shapes"), "{err}");
+    let fresh_cache = dir.join("fresh.json");
+    let fresh = with_tune_cache(&run, &fresh_cache);
+    assert!(String::from_utf8_lossy(&fresh.stderr).contains("timing matvec shapes"));
+    assert!(fresh_cache.is_file(), "the first run caches its tuning");
+    let mut no_tune = run.to_vec();
+    no_tune.push("--no-tune");
+    let untuned = with_tune_cache(&no_tune, &cache);
+    assert!(String::from_utf8_lossy(&untuned.stderr).contains("not tuned"));
+    let want = greedy_tokens(&untuned);
+    assert_eq!(greedy_tokens(&cached), want);
+    assert_eq!(greedy_tokens(&fresh), want);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@ use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, Gp
 use lanterna::gpu::builder::{run_once, Batch, Builder, Then};
 use lanterna::gpu::kernels::{
     default_matvec_rows_wg, default_matvec_tpr, uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX,
-    MatvecX, Reduce,
+    MatvecShape, MatvecX, Reduce,
 };
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
@@ -84,7 +84,7 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
     let yb = f32_buffer(&r.ctx, "y", rows);
     let d = r.builder().matvec("matvec", &t, &xb, &yb).unwrap();
     let kernel = d[0].kernel;
-    let want_kernel = Kernel::Matvec(ty, r.kernels.matvec_x, Finish::Store, r.kernels.matvec_reduce);
+    let want_kernel = Kernel::Matvec(ty, r.kernels.matvec_x, Finish::Store, r.kernels.matvec_reduce, r.kernels.matvec);
     assert_eq!(kernel, want_kernel, "the builder must use the X variant the kernels chose");
     run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
     let got = read_f32(&r.ctx, &yb, rows).unwrap();
@@ -94,9 +94,9 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
         "{}: {rows}x{cols}, {} part(s), {}/{}/{} threads/lanes/rows, NMSE {e:.2e} (ggml bound {QUANT_MATMUL_NMSE:.0e})",
         kernel.name(),
         t.parts.len(),
-        k.matvec_wg,
-        k.matvec_tpr,
-        k.matvec_rows
+        k.matvec.wg,
+        k.matvec.tpr,
+        k.matvec.rows
     );
     assert!(e < F32_NMSE, "matvec {ty}: NMSE {e:e}");
 }
@@ -119,7 +119,8 @@ fn rig_with(c: MatvecConfig) -> Option<Rig> {
     if !with_reduce(&mut r, c.reduce) {
         return None;
     }
-    (r.kernels.matvec_wg, r.kernels.matvec_tpr, r.kernels.matvec_rows, r.kernels.matvec_x) = (c.wg, c.tpr, c.rows, c.x);
+    r.kernels.matvec = MatvecShape { wg: c.wg, tpr: c.tpr, rows: c.rows };
+    r.kernels.matvec_x = c.x;
     Some(r)
 }
 
@@ -373,7 +374,10 @@ fn matvec_fused_glu_and_residual_add() {
             ops::glu(&mut want, &sum, act);
             let gate = f32_buffer_init(&r.ctx, "gate", &other);
             let d = r.builder().matvec_then("up", &t, &xb, &gate, Then::Glu(act)).unwrap();
-            assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Glu(act), r.kernels.matvec_reduce));
+            assert_eq!(
+                d[0].kernel,
+                Kernel::Matvec(ty, matvec_x, Finish::Glu(act), r.kernels.matvec_reduce, r.kernels.matvec)
+            );
             run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
             let e = nmse(&read_f32(&r.ctx, &gate, rows).unwrap(), &want);
             assert!(e < F32_NMSE, "{}: NMSE {e:e}", d[0].kernel.name());
@@ -382,7 +386,7 @@ fn matvec_fused_glu_and_residual_add() {
         ops::add(&mut want_z, &sum);
         let (y, z) = (f32_buffer(&r.ctx, "y", rows), f32_buffer_init(&r.ctx, "z", &other));
         let d = r.builder().matvec_then("o", &t, &xb, &y, Then::AddInto(&z)).unwrap();
-        assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Add, r.kernels.matvec_reduce));
+        assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Add, r.kernels.matvec_reduce, r.kernels.matvec));
         run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
         let (ey, ez) =
             (nmse(&read_f32(&r.ctx, &y, rows).unwrap(), &sum), nmse(&read_f32(&r.ctx, &z, rows).unwrap(), &want_z));
@@ -576,7 +580,12 @@ fn matvec_qkv_mixed_types_every_configuration() {
         let d = d.expect("three single-part tensors of one row length fuse");
         assert_eq!(
             d.kernel,
-            Kernel::MatvecQkv([GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0], matvec_x, r.kernels.matvec_reduce)
+            Kernel::MatvecQkv(
+                [GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0],
+                matvec_x,
+                r.kernels.matvec_reduce,
+                r.kernels.matvec
+            )
         );
         run_once(&r.ctx, &r.step, Step::default(), std::slice::from_ref(&d)).unwrap();
         for (i, (ty, rows, _, want)) in tensors.iter().enumerate() {

@@ -42,6 +42,25 @@ pub struct DeviceArgs {
     pub device: Device,
     #[command(flatten)]
     pub gpu: AdapterArgs,
+    #[command(flatten)]
+    pub tune: TuneArgs,
+}
+
+/// `--no-tune`: whether the GPU's matvec geometry comes from the tuner.
+#[derive(Args, Clone)]
+pub struct TuneArgs {
+    /// Use the default matvec shapes instead of tuned ones: no timing on the first run of
+    /// a model on an adapter, no cached choices (env LANTERNA_NO_TUNE=1).
+    #[arg(long)]
+    pub no_tune: bool,
+}
+
+impl TuneArgs {
+    /// The tuner's shapes for `m`: cached, or timed now on the first run (see `gpu::tune`).
+    pub fn prepare(&self, m: &mut GpuModel) -> Result<()> {
+        let off = self.no_tune || std::env::var("LANTERNA_NO_TUNE").is_ok_and(|v| !v.is_empty() && v != "0");
+        lanterna::gpu::tune::prepare(m, off)
+    }
 }
 
 /// `--ctx`: the context size in tokens.
@@ -78,7 +97,8 @@ impl DeviceArgs {
             Device::Cpu => false,
         };
         if gpu {
-            let m = GpuModel::load(g, cfg, n_ctx, &choice)?;
+            let mut m = GpuModel::load(g, cfg, n_ctx, &choice)?;
+            self.tune.prepare(&mut m)?;
             loaded(&m);
             return Ok(Box::new(m));
         }

@@ -11,6 +11,7 @@ mod profile;
 mod quantize;
 mod run;
 mod tokenize;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use lanterna::Result;
@@ -48,6 +49,8 @@ enum Cmd {
     Quantize(quantize::QuantizeArgs),
     /// Memory a hypothetical model needs: weights at each precision, KV cache.
     Plan(plan::PlanArgs),
+    /// Time the GPU matvec shapes of a model on this adapter and cache the fastest.
+    Tune(tune::TuneArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -63,5 +66,6 @@ pub fn main() -> Result<()> {
         Cmd::Perplexity(a) => perplexity::run(a),
         Cmd::Quantize(a) => quantize::run(a),
         Cmd::Plan(a) => plan::run(a),
+        Cmd::Tune(a) => tune::run(a),
     }
 }

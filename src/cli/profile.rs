@@ -11,7 +11,7 @@ use lanterna::sampler::argmax;
 use lanterna::tokenizer::Tokenizer;
 use lanterna::{fetch, Error, Result};
 
-use super::device::{AdapterArgs, CtxArgs};
+use super::device::{AdapterArgs, CtxArgs, TuneArgs};
 use serde_json::json;
 
 #[derive(Args)]
@@ -34,6 +34,8 @@ pub struct ProfileArgs {
     ctx: CtxArgs,
     #[command(flatten)]
     gpu: AdapterArgs,
+    #[command(flatten)]
+    tune: TuneArgs,
 }
 
 /// One profiled forward step.
@@ -163,6 +165,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         )));
     }
     let mut m = GpuModel::load(&g, cfg, n_ctx, &a.gpu.choice()?)?;
+    a.tune.prepare(&mut m)?;
     let mode = m.enable_profiling()?;
     let ceiling = stream_rate(&m.ctx, 1 << 24)?;
     if !a.json {

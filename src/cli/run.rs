@@ -63,8 +63,9 @@ pub fn run(a: RunArgs) -> Result<()> {
         if !json {
             let mib = m.upload_bytes as f64 / (1024.0 * 1024.0);
             eprintln!("lanterna: uploaded {mib:.1} MiB of weights to {} in {:.0} ms", m.ctx.describe(), m.upload_ms);
-            eprintln!("lanterna: kernels: {}", m.kernel_config());
         }
+        // Which kernel configuration runs, and whether it is tuned, also beside --json.
+        eprintln!("lanterna: kernels: {}", m.kernel_config());
     })?;
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     let seed = a.seed.unwrap_or_else(|| {

@@ -10,6 +10,7 @@ use super::kernels::{
 use super::params::*;
 use crate::error::Result;
 use crate::model::{Activation, RopeStyle};
+use crate::quant::GgmlType;
 
 /// What a decoding matvec does with each row's sum.
 #[derive(Clone, Copy)]
@@ -75,6 +76,7 @@ impl Builder<'_> {
             groups,
             traffic,
             output: Some((output.0.clone(), output.1)),
+            tune_key: None,
         })
     }
 
@@ -185,7 +187,9 @@ impl Builder<'_> {
         for part in &w.parts {
             let p = MatvecParams { rows: part.rows, cols: w.cols, row_bytes: w.row_bytes, out_offset: part.row_start };
             let pb = uniform(self.ctx, label, &p);
-            let groups = self.kernels.groups(part.rows.div_ceil(self.kernels.matvec_rows_per_group()));
+            let key = tune_key(&[w.ty], &[part.rows], w.cols);
+            let shape = self.kernels.matvec_shape(&key);
+            let groups = self.kernels.groups(part.rows.div_ceil(shape.rows_per_group()));
             let rows = part.rows as u64;
             let traffic = Traffic {
                 read: rows * w.row_bytes as u64 + w.cols as u64 * 4 + extra_read * rows * 4,
@@ -196,14 +200,16 @@ impl Builder<'_> {
             if let Then::AddInto(z) = then {
                 bindings.push((4, z));
             }
-            out.push(self.dispatch(
-                Kernel::Matvec(w.ty, xv, finish, self.kernels.matvec_reduce),
+            let mut d = self.dispatch(
+                Kernel::Matvec(w.ty, xv, finish, self.kernels.matvec_reduce, shape),
                 label,
                 &bindings,
                 groups,
                 traffic,
                 (y, w.rows),
-            )?);
+            )?;
+            d.tune_key = Some(key);
+            out.push(d);
         }
         Ok(out)
     }
@@ -224,15 +230,17 @@ impl Builder<'_> {
             MatvecQkvParams { rows: w.map(|t| t.rows), cols: w[0].cols, row_bytes: w.map(|t| t.row_bytes), _pad: 0 };
         let pb = uniform(self.ctx, label, &p);
         let rows: u32 = p.rows.iter().sum();
+        let key = tune_key(&w.map(|t| t.ty), &p.rows, p.cols);
+        let shape = self.kernels.matvec_shape(&key);
         // Each tensor's rows start a workgroup of their own (see matvec_qkv.wgsl).
-        let per = self.kernels.matvec_rows_per_group();
+        let per = shape.rows_per_group();
         let groups = self.kernels.groups(p.rows.iter().map(|r| r.div_ceil(per)).sum());
         let traffic = Traffic {
             read: w.iter().map(|t| t.bytes()).sum::<u64>() + w[0].cols as u64 * 4,
             written: rows as u64 * 4,
             read_per_pos: 0,
         };
-        let kernel = Kernel::MatvecQkv(w.map(|t| t.ty), self.matvec_x(x), self.kernels.matvec_reduce);
+        let kernel = Kernel::MatvecQkv(w.map(|t| t.ty), self.matvec_x(x), self.kernels.matvec_reduce, shape);
         let buffers = [
             (0, &w[0].parts[0].buffer),
             (5, &w[1].parts[0].buffer),
@@ -243,7 +251,9 @@ impl Builder<'_> {
             (8, y[2]),
             (3, &pb),
         ];
-        Ok(Some(self.dispatch(kernel, label, &buffers, groups, traffic, (y[0], rows))?))
+        let mut d = self.dispatch(kernel, label, &buffers, groups, traffic, (y[0], rows))?;
+        d.tune_key = Some(key);
+        Ok(Some(d))
     }
 
     /// y = W[token] * scale (token from the Step uniform), one dispatch per part.
@@ -494,4 +504,12 @@ pub fn run_once(ctx: &GpuContext, step: &wgpu::Buffer, s: Step, dispatches: &[Di
     };
     ctx.scoped(wgpu::ErrorFilter::Validation, submit, rejected)?;
     ctx.wait("the GPU")
+}
+
+/// The tuner's name for a matvec over tensors of these types and rows, `cols` wide:
+/// "Q4_1 576x1536", or "Q5_0+Q5_0+Q8_0 640x1024+256+256" for q, k and v in one dispatch.
+pub fn tune_key(types: &[GgmlType], rows: &[u32], cols: u32) -> String {
+    let types: Vec<&str> = types.iter().map(|t| t.name()).collect();
+    let rows: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+    format!("{} {cols}x{}", types.join("+"), rows.join("+"))
 }

@@ -4,13 +4,14 @@
 //! chunk). Each step is one command encoder and one submit; the logits of the step's last
 //! token are read back. Profiling and capture are hooks on the same walk.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::buffers::{f32_buffer, f32_buffer_init, read_staging, staging_buffer, upload_weights, GpuTensor};
 use super::builder::{Batch, Builder};
 use super::capture::Capture;
 use super::context::{AdapterChoice, GpuContext};
-use super::kernels::Kernels;
+use super::kernels::{AdapterClass, Kernels, MatvecShape};
 use super::params::Step;
 use super::plan::{human_bytes, MemoryPlan};
 use super::profile::{OpTiming, Profiler, TimingMode};
@@ -126,6 +127,88 @@ impl GpuModel {
     /// The kernel configuration in use and where it came from.
     pub fn kernel_config(&self) -> String {
         self.kernels.describe()
+    }
+
+    /// The kind of adapter the kernels were chosen for.
+    pub fn adapter_class(&self) -> AdapterClass {
+        self.kernels.class
+    }
+
+    /// The matvec geometry of matrices the tuner has not measured.
+    pub fn matvec_default(&self) -> MatvecShape {
+        self.kernels.matvec
+    }
+
+    pub fn set_matvec_default(&mut self, shape: MatvecShape) {
+        self.kernels.matvec = shape;
+    }
+
+    pub fn set_tuned_from(&mut self, from: &str) {
+        self.kernels.tuned_from = from.to_string();
+    }
+
+    /// What tuning results are kept under: the adapter, its driver and backend, and the
+    /// class of kernels (`LANTERNA_ADAPTER_CLASS` changes which variants run).
+    pub fn tune_adapter_key(&self) -> String {
+        let i = &self.ctx.info;
+        format!("{} | {} {} | {:?} | {} class", i.name, i.driver, i.driver_info, i.backend, self.kernels.class.name())
+    }
+
+    /// The tuner's names of the matrices decoding multiplies (see `builder::tune_key`).
+    pub fn tune_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.programs.decode.dispatches().filter_map(|d| d.tune_key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Use these matvec geometries from now on (re-records every program).
+    pub fn apply_tuning(&mut self, tuned: HashMap<String, MatvecShape>, from: &str) -> Result<()> {
+        self.kernels.tuned = tuned;
+        self.kernels.tuned_from = from.to_string();
+        self.rerecord()
+    }
+
+    /// Each matrix's time in one decoding step (ns, the fastest of `steps` profiled steps
+    /// after a warm-up) with every matvec built as `shape`. Leaves the KV cache empty.
+    pub fn time_matvecs(&mut self, shape: MatvecShape, steps: usize) -> Result<HashMap<String, f64>> {
+        self.kernels.matvec = shape;
+        self.kernels.tuned.clear();
+        self.rerecord()?;
+        let profiling = self.profiler.is_some();
+        self.enable_profiling()?;
+        self.reset();
+        let mut best: HashMap<String, f64> = HashMap::new();
+        for pos in 0..=steps {
+            self.forward(0, pos)?;
+            let mut sums: HashMap<String, f64> = HashMap::new();
+            for t in self.take_timings() {
+                if let Some(k) = t.tune_key {
+                    *sums.entry(k).or_default() += t.dur_ns;
+                }
+            }
+            // Step 0 compiled the pipelines; it times the compiler, not the kernels.
+            for (k, ns) in sums.into_iter().filter(|_| pos > 0) {
+                let b = best.entry(k).or_insert(f64::INFINITY);
+                *b = b.min(ns);
+            }
+        }
+        self.reset();
+        if !profiling {
+            self.profiler = None;
+        }
+        Ok(best)
+    }
+
+    /// Record every program again with the kernels' current choices.
+    fn rerecord(&mut self) -> Result<()> {
+        self.programs =
+            record(&self.ctx, &mut self.kernels, &self.step, &self.cfg, &self.weights, &self.bufs, self.n_ctx)?;
+        self.all_head = None;
+        if self.profiler.is_some() {
+            self.profiler = Some(Profiler::new(&self.ctx, &self.programs.decode)?);
+        }
+        Ok(())
     }
 
     /// The RoPE table layer `il` reads, copied back from the GPU: [n_ctx, n_rot/2, 2] (cos, sin).

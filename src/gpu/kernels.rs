@@ -39,9 +39,9 @@ fn quant_source(ty: GgmlType) -> &'static str {
 pub enum Kernel {
     /// One token, with X in the buffer kind `MatvecX` says, a row's lanes added up as
     /// `Reduce` says, and the row's sum finished as `Finish` says.
-    Matvec(GgmlType, MatvecX, Finish, Reduce),
+    Matvec(GgmlType, MatvecX, Finish, Reduce, MatvecShape),
     /// q, k and v of one token in one dispatch (each tensor of its own type).
-    MatvecQkv([GgmlType; 3], MatvecX, Reduce),
+    MatvecQkv([GgmlType; 3], MatvecX, Reduce, MatvecShape),
     /// Several tokens at once (prompt processing), with X reaching each thread as `MatmulX` says.
     Matmul(GgmlType, MatmulX),
     Embed(GgmlType),
@@ -59,6 +59,39 @@ pub enum Kernel {
     Transpose,
     /// The plain f32 copy the profiler measures the adapter's ceiling with.
     Stream,
+}
+
+/// A matvec's geometry, its override constants: threads per workgroup (`WG`, a power of
+/// two up to 64), lanes per row (`TPR`, a power of two up to `wg`) and rows per slot of
+/// lanes (`R`, 1 to `MATVEC_MAX_ROWS`). Chosen per adapter class, or per matrix by the tuner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct MatvecShape {
+    pub wg: u32,
+    pub tpr: u32,
+    pub rows: u32,
+}
+
+impl MatvecShape {
+    /// Rows one workgroup covers.
+    pub fn rows_per_group(self) -> u32 {
+        self.wg / self.tpr * self.rows
+    }
+
+    /// Whether the kernels can be built this way.
+    pub fn is_valid(self) -> bool {
+        let pow2 = |v: u32| v.is_power_of_two();
+        pow2(self.wg)
+            && self.wg <= WG
+            && pow2(self.tpr)
+            && self.tpr <= self.wg
+            && (1..=MATVEC_MAX_ROWS).contains(&self.rows)
+    }
+}
+
+impl std::fmt::Display for MatvecShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.wg, self.tpr, self.rows)
+    }
 }
 
 /// How the prompt matmul's threads get the eight token values of a column of X.
@@ -176,12 +209,12 @@ impl MatmulX {
 impl Kernel {
     pub fn name(self) -> String {
         match self {
-            Kernel::Matvec(t, x, f, r) => {
+            Kernel::Matvec(t, x, f, r, _) => {
                 let u = if x == MatvecX::Uniform { "u_" } else { "" };
                 let sg = if r == Reduce::Subgroup { "sg_" } else { "" };
                 format!("matvec_{u}{sg}{}{}", t.name().to_lowercase(), f.suffix())
             }
-            Kernel::MatvecQkv(t, x, r) => {
+            Kernel::MatvecQkv(t, x, r, _) => {
                 let u = if x == MatvecX::Uniform { "u_" } else { "" };
                 let u = if r == Reduce::Subgroup { format!("{u}sg_") } else { u.to_string() };
                 let names: Vec<String> = t.iter().map(|t| t.name().to_lowercase()).collect();
@@ -207,12 +240,12 @@ impl Kernel {
     fn source(self) -> (String, &'static str) {
         let quant = |ty: GgmlType, main: &str| format!("{COMMON}\n{KSCALE}\n{}\n{main}", quant_source(ty));
         match self {
-            Kernel::Matvec(t, x, f, r) => {
+            Kernel::Matvec(t, x, f, r, _) => {
                 let (xs, rs) = (matvec_x_source(x), r.source());
                 let main = format!("{MATVEC_ROWS}\n{}", include_str!("../../shaders/matvec.wgsl"));
                 (format!("{}\n{xs}\n{}\n{rs}", quant(t, &main), f.source()), "main")
             }
-            Kernel::MatvecQkv(types, x, r) => {
+            Kernel::MatvecQkv(types, x, r, _) => {
                 let decoders: Vec<String> = types
                     .iter()
                     .enumerate()
@@ -312,13 +345,12 @@ pub const WG: u32 = 64;
 pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
     pub max_groups: u32,
-    /// Threads per row of the matvec kernels (its `TPR` override constant): a power of
-    /// two up to `matvec_wg`. See `default_matvec_tpr`.
-    pub matvec_tpr: u32,
-    /// Rows each slot of `matvec_tpr` lanes owns (`R`, 1 to `MATVEC_MAX_ROWS`), and
-    /// threads per matvec workgroup (`WG`, a power of two up to 64). See `MatvecShape`.
-    pub matvec_rows: u32,
-    pub matvec_wg: u32,
+    /// The matvec geometry of every matrix the tuner has not measured (see
+    /// `default_matvec_tpr` and `default_matvec_rows_wg`).
+    pub matvec: MatvecShape,
+    /// The tuner's choice per matrix (`tune_key`), and where it came from.
+    pub tuned: HashMap<String, MatvecShape>,
+    pub tuned_from: String,
     /// The prompt matmul's variant (see `MatmulX::for_adapter`).
     pub matmul_x: MatmulX,
     /// Where decoding matvecs read X from, for inputs made by `buffers::x_buffer`.
@@ -397,18 +429,26 @@ pub fn default_matvec_rows_wg(class: AdapterClass, tpr: u32) -> (u32, u32) {
 }
 
 impl Kernels {
-    /// Rows one matvec workgroup covers.
-    pub fn matvec_rows_per_group(&self) -> u32 {
-        self.matvec_wg / self.matvec_tpr * self.matvec_rows
+    /// The geometry of the matvec with tuning key `key`: the tuner's, else the default.
+    pub fn matvec_shape(&self, key: &str) -> MatvecShape {
+        self.tuned.get(key).copied().unwrap_or(self.matvec)
+    }
+
+    fn tuning_note(&self) -> String {
+        if self.tuned.is_empty() {
+            " (defaults, not tuned)".into()
+        } else {
+            format!(" by default, {} matrices tuned ({})", self.tuned.len(), self.tuned_from)
+        }
     }
 
     pub fn new(limits: &wgpu::Limits) -> Self {
         Kernels {
             pipelines: HashMap::new(),
             max_groups: limits.max_compute_workgroups_per_dimension,
-            matvec_tpr: 8,
-            matvec_rows: 1,
-            matvec_wg: WG,
+            matvec: MatvecShape { wg: WG, tpr: 8, rows: 1 },
+            tuned: HashMap::new(),
+            tuned_from: String::new(),
             matmul_x: MatmulX::Vec4,
             matvec_x: MatvecX::Storage,
             matvec_reduce: Reduce::Workgroup,
@@ -431,9 +471,7 @@ impl Kernels {
         Ok(Kernels {
             class,
             class_from: why,
-            matvec_tpr: tpr,
-            matvec_rows: rows,
-            matvec_wg: wg,
+            matvec: MatvecShape { wg, tpr, rows },
             matmul_x: MatmulX::for_adapter(info, features),
             matvec_x: MatvecX::for_adapter(limits, tpr),
             matvec_reduce: Reduce::for_adapter(info, features),
@@ -445,12 +483,11 @@ impl Kernels {
     /// The configuration in use and where it came from, for people.
     pub fn describe(&self) -> String {
         format!(
-            "{} class (from {}): matvec workgroups of {} threads, {} lane(s) per row and {} row(s) per lane group, added up by {:?}, X from {:?}; matmul X {:?}",
+            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {:?}",
             self.class.name(),
             self.class_from,
-            self.matvec_wg,
-            self.matvec_tpr,
-            self.matvec_rows,
+            self.matvec,
+            self.tuning_note(),
             self.matvec_reduce,
             self.matvec_x,
             self.matmul_x
@@ -463,8 +500,8 @@ impl Kernels {
         if !self.pipelines.contains_key(&k) {
             let (src, entry) = k.source();
             let constants: Vec<(&str, f64)> = match k {
-                Kernel::Matvec(_, _, f, r) => self.matvec_constants(r, Some(f)),
-                Kernel::MatvecQkv(_, _, r) => self.matvec_constants(r, None),
+                Kernel::Matvec(_, _, f, r, shape) => self.matvec_constants(r, Some(f), shape),
+                Kernel::MatvecQkv(_, _, r, shape) => self.matvec_constants(r, None, shape),
                 _ => Vec::new(),
             };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -493,9 +530,8 @@ impl Kernels {
 
     /// A matvec's override constants: lanes per row, the subgroup size its reduction is
     /// built for, the fused activation.
-    fn matvec_constants(&self, r: Reduce, f: Option<Finish>) -> Vec<(&'static str, f64)> {
-        let mut c =
-            vec![("TPR", self.matvec_tpr as f64), ("R", self.matvec_rows as f64), ("WG", self.matvec_wg as f64)];
+    fn matvec_constants(&self, r: Reduce, f: Option<Finish>, shape: MatvecShape) -> Vec<(&'static str, f64)> {
+        let mut c = vec![("TPR", shape.tpr as f64), ("R", shape.rows as f64), ("WG", shape.wg as f64)];
         if r == Reduce::Subgroup {
             c.push(("SG", self.subgroup_size as f64));
         }
@@ -598,6 +634,8 @@ pub struct Dispatch {
     /// The buffer it writes and how many floats: what `compare` captures and what a
     /// deliberate perturbation modifies.
     pub output: Option<(wgpu::Buffer, u32)>,
+    /// The matrix a matvec works on, as the tuner names it (`builder::tune_key`).
+    pub tune_key: Option<String>,
 }
 
 impl Dispatch {

@@ -17,6 +17,7 @@ pub mod profile;
 pub mod program;
 pub mod record;
 pub mod state;
+pub mod tune;
 
 pub use context::{AdapterChoice, GpuContext};
 pub use executor::GpuModel;

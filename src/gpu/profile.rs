@@ -52,6 +52,8 @@ pub struct OpTiming {
     pub dur_ns: f64,
     pub read: u64,
     pub written: u64,
+    /// The tuner's name for the matrix of a matvec.
+    pub tune_key: Option<String>,
 }
 
 pub struct Profiler {
@@ -126,7 +128,15 @@ impl Profiler {
         };
         let timing = |(d, (start_ns, dur_ns)): (&Dispatch, (f64, f64))| {
             let (read, written) = d.traffic.at(n_pos);
-            OpTiming { label: d.label.clone(), kernel: d.kernel.name(), start_ns, dur_ns, read, written }
+            OpTiming {
+                label: d.label.clone(),
+                kernel: d.kernel.name(),
+                start_ns,
+                dur_ns,
+                read,
+                written,
+                tune_key: d.tune_key.clone(),
+            }
         };
         Ok(program.dispatches().zip(spans).map(timing).collect())
     }
@@ -222,6 +232,7 @@ pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
         groups: kernels.groups((n as u32).div_ceil(64)),
         traffic: super::kernels::Traffic { read: bytes, written: bytes, read_per_pos: 0 },
         output: None,
+        tune_key: None,
     };
     let secs = time_dispatches(ctx, &[d], 3)?;
     Ok((2 * bytes) as f64 / secs.max(1e-12) / 1e9)
