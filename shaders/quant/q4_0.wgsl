@@ -1,22 +1,28 @@
 // Q4_0: [d: f16][qs: 16 bytes]; weight j = d * (nibble - 8), low nibbles are 0..16.
+// Uploaded split (split.wgsl): the quants are 4 aligned words.
 const BLOCK_WEIGHTS: u32 = 32u;
 const BLOCK_BYTES: u32 = 18u;
+const SCALE_BYTES: u32 = 2u;
+const BODY_BYTES: u32 = 16u;
 
 fn block_get(b: u32, j: u32) -> f32 {
-    let byte = load_u8(b + 2u + (j & 15u));
+    let k = b / BLOCK_BYTES;
+    let byte = load_u8(body_at(k) + (j & 15u));
     let q = select(byte & 15u, byte >> 4u, j >= 16u);
-    return load_f16(b) * (f32(q) - 8.0);
+    return load_f16(scale_at(k)) * (f32(q) - 8.0);
 }
 
 fn block_dot(b: u32, xi: u32) -> acc_t {
+    let k = b / BLOCK_BYTES;
+    let w0 = body_at(k) >> 2u;
     var s = acc_zero();
     for (var i = 0u; i < 4u; i++) {
-        let q = load_u32(b + 2u + 4u * i);
-        for (var k = 0u; k < 4u; k++) {
-            let byte = (q >> (8u * k)) & 0xFFu;
-            let j = 4u * i + k;
+        let q = W[w0 + i];
+        for (var n = 0u; n < 4u; n++) {
+            let byte = (q >> (8u * n)) & 0xFFu;
+            let j = 4u * i + n;
             s += (f32(byte & 15u) - 8.0) * xval(xi + j) + (f32(byte >> 4u) - 8.0) * xval(xi + j + 16u);
         }
     }
-    return load_f16(b) * s;
+    return load_f16(scale_at(k)) * s;
 }

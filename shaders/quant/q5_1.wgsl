@@ -1,24 +1,32 @@
-// Q5_1: [d: f16][m: f16][qh: 4 bytes][qs: 16 bytes]; weight j = d * q + m.
+// Q5_1: [d: f16][m: f16][qh: 4 bytes][qs: 16 bytes]; weight j = d * q + m. Uploaded
+// split (split.wgsl): qh and the quants are 5 aligned words, d and m one word.
 const BLOCK_WEIGHTS: u32 = 32u;
 const BLOCK_BYTES: u32 = 24u;
+const SCALE_BYTES: u32 = 4u;
+const BODY_BYTES: u32 = 20u;
 
 fn block_get(b: u32, j: u32) -> f32 {
-    let qh = load_u32(b + 4u);
-    let byte = load_u8(b + 8u + (j & 15u));
+    let k = b / BLOCK_BYTES;
+    let w0 = body_at(k) >> 2u;
+    let qh = W[w0];
+    let byte = load_u8(body_at(k) + 4u + (j & 15u));
     let lo = select(byte & 15u, byte >> 4u, j >= 16u);
     let q = lo | (((qh >> j) & 1u) << 4u);
-    return load_f16(b) * f32(q) + load_f16(b + 2u);
+    let dm = unpack2x16float(W[scale_at(k) >> 2u]);
+    return dm.x * f32(q) + dm.y;
 }
 
 fn block_dot(b: u32, xi: u32) -> acc_t {
-    let qh = load_u32(b + 4u);
+    let k = b / BLOCK_BYTES;
+    let w0 = body_at(k) >> 2u;
+    let qh = W[w0];
     var s = acc_zero();
     var sx = acc_zero();
     for (var i = 0u; i < 4u; i++) {
-        let q = load_u32(b + 8u + 4u * i);
-        for (var k = 0u; k < 4u; k++) {
-            let byte = (q >> (8u * k)) & 0xFFu;
-            let j = 4u * i + k;
+        let q = W[w0 + 1u + i];
+        for (var n = 0u; n < 4u; n++) {
+            let byte = (q >> (8u * n)) & 0xFFu;
+            let j = 4u * i + n;
             let q0 = (byte & 15u) | (((qh >> j) & 1u) << 4u);
             let q1 = (byte >> 4u) | (((qh >> (j + 16u)) & 1u) << 4u);
             let x0 = xval(xi + j);
@@ -27,5 +35,6 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
             sx += x0 + x1;
         }
     }
-    return load_f16(b) * s + load_f16(b + 2u) * sx;
+    let dm = unpack2x16float(W[scale_at(k) >> 2u]);
+    return dm.x * s + dm.y * sx;
 }

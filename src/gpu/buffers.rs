@@ -37,7 +37,8 @@ pub struct Part {
     pub rows: u32,
 }
 
-/// A tensor in GPU memory, byte-exact as in the file (cloning shares its buffers).
+/// A tensor in GPU memory: the file's bytes, in the layout `gpu::layout` gives its type
+/// (cloning shares its buffers).
 #[derive(Clone)]
 pub struct GpuTensor {
     pub name: String,
@@ -94,7 +95,7 @@ impl GpuTensor {
             let bytes = &data[start * row_bytes as usize..(start + n) * row_bytes as usize];
             let buffer = ctx.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(name),
-                contents: bytes,
+                contents: &super::layout::for_gpu(ty, bytes),
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             });
             parts.push(Part { buffer, row_start: start as u32, rows: n as u32 });

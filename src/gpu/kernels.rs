@@ -16,7 +16,16 @@ const ATTN_COMMON: &str = include_str!("../../shaders/attention_common.wgsl");
 const ACT: &str = include_str!("../../shaders/act.wgsl");
 const MATVEC_ROWS: &str = include_str!("../../shaders/matvec_rows.wgsl");
 
-fn quant_source(ty: GgmlType) -> &'static str {
+/// A type's block decoders, with split.wgsl's helpers where the type is uploaded split.
+fn quant_source(ty: GgmlType) -> String {
+    let file = quant_file(ty);
+    match super::layout::split_scale_bytes(ty) {
+        Some(_) => format!("{}\n{file}", include_str!("../../shaders/quant/split.wgsl")),
+        None => file.to_string(),
+    }
+}
+
+fn quant_file(ty: GgmlType) -> &'static str {
     use GgmlType::*;
     match ty {
         F32 => include_str!("../../shaders/quant/f32.wgsl"),
@@ -322,7 +331,8 @@ pub fn suffixed(src: &str, n: usize) -> String {
     for &(a, b) in &spans {
         let word = &src[a..b];
         let member = a > 0 && src.as_bytes()[a - 1] == b'.';
-        let renamed = if word == "W" && src[b..].starts_with('[') {
+        // `W[i]`, and `arrayLength(&W)` in split.wgsl.
+        let renamed = if word == "W" && (src[b..].starts_with('[') || src[b..].starts_with(')')) {
             Some(format!("W{n}"))
         } else if declared.contains(word) && !member {
             Some(format!("{word}_{n}"))

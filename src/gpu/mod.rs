@@ -11,6 +11,7 @@ pub mod capture;
 pub mod context;
 pub mod executor;
 pub mod kernels;
+pub mod layout;
 pub mod params;
 pub mod plan;
 pub mod profile;
