@@ -400,12 +400,18 @@ fn backend_and_adapter_come_from_flags_or_the_environment() {
     assert!(device_of(&run_tiny("gpu", &["--adapter", "0"], &[("LANTERNA_ADAPTER", "first")])).starts_with("gpu: "));
 }
 
+/// Two candidates for the tuner test: the CPU class's default and one more. Each
+/// candidate is pipelines lavapipe compiles at first use (seconds each for Q6_K), so the
+/// test times two rather than the class's six.
+const TEST_SHAPES: &str = "16/1/8,16/1/16";
+
 /// `lanterna` on the committed tiny model with its own tuning cache, tuning allowed.
 fn with_tune_cache(args: &[&str], cache: &std::path::Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lanterna"))
         .args(args)
         .env_remove("LANTERNA_NO_TUNE")
         .env("LANTERNA_TUNE_CACHE", cache)
+        .env("LANTERNA_TUNE_SHAPES", TEST_SHAPES)
         .output()
         .expect("run lanterna")
 }
@@ -417,15 +423,22 @@ fn greedy_tokens(o: &Output) -> Vec<Value> {
 }
 
 /// `lanterna tune` caches one shape per matrix the model decodes with, each one the tuner
-/// could pick; a run finds the cache and says so, a run with an empty cache tunes first,
+/// could pick (from the candidates `LANTERNA_TUNE_SHAPES` names, or the default); a run finds the cache and says so, a run with an empty cache tunes first,
 /// and all give the tokens the default shapes give (`--no-tune`).
 #[test]
 fn tune_caches_a_shape_per_matrix_and_runs_use_it() {
     let Some(ctx) = gpu() else { return };
     let dir = std::env::temp_dir().join(format!("lanterna-tune-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let cache = dir.join("tune.json");
-    let o = with_tune_cache(&["tune", "-m", TINY, "--steps", "1"], &cache);
+    // The tiny model in Q8_0: its decoders compile in about a second, the K-quants' in up
+    // to ten, and a cold CI machine compiles every candidate's pipelines.
+    let q8 = dir.join("tiny-q8_0.gguf");
+    let model = q8.to_str().unwrap();
+    let o = lanterna(&["quantize", TINY, model, "--type", "q8_0", "--allow-requantize"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = with_tune_cache(&["tune", "-m", model, "--steps", "1"], &cache);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
     let rows = table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| matrix")).count();
@@ -435,10 +448,11 @@ fn tune_caches_a_shape_per_matrix_and_runs_use_it() {
     let (adapter, shapes) = adapters.iter().next().unwrap();
     assert!(adapter.starts_with(&ctx.info.name), "{adapter}");
     let shapes = shapes.as_object().unwrap();
-    // q+k+v fused, attn_output, ffn gate/up, ffn_down, the LM head: at least four shapes.
+    // q+k+v fused, attn_output, ffn gate/up, ffn_down, the LM head: at least four matrices.
     assert!(shapes.len() >= 4 && shapes.len() == rows, "{table}\n{saved}");
     let class = if adapter.ends_with("cpu class") { AdapterClass::Cpu } else { AdapterClass::Gpu };
-    let mut allowed = lanterna::gpu::tune::candidates(class);
+    std::env::set_var("LANTERNA_TUNE_SHAPES", TEST_SHAPES);
+    let mut allowed = lanterna::gpu::tune::candidates_from_env(class).unwrap();
     let tpr = default_matvec_tpr(class);
     let (r, wg) = default_matvec_rows_wg(class, tpr);
     allowed.push(MatvecShape { wg, tpr, rows: r });
@@ -447,7 +461,8 @@ fn tune_caches_a_shape_per_matrix_and_runs_use_it() {
         assert!(allowed.contains(&s), "{key}: {s} is no candidate");
     }
 
-    let run = ["run", "-m", TINY, "--device", "gpu", "--temp", "0", "-n", "6", "--ignore-eos", "--json", "-p", "Hello"];
+    let run =
+        ["run", "-m", model, "--device", "gpu", "--temp", "0", "-n", "6", "--ignore-eos", "--json", "-p", "Hello"];
     let cached = with_tune_cache(&run, &cache);
     let err = String::from_utf8_lossy(&cached.stderr);
     assert!(err.contains("tuned (cached in") && !err.contains("timing matvec shapes"), "{err}");

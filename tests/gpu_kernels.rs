@@ -165,18 +165,21 @@ fn matvec_every_type_under_the_class_defaults() {
 /// adapters) to the whole workgroup, one to sixteen rows per lane group, workgroups of 16
 /// to 64, added up in workgroup memory or by subgroup shuffles (fewer and more lanes than
 /// a subgroup has), X from a storage or a uniform buffer — on three types that stand for
-/// the rest: 18-byte blocks (unaligned words), super-blocks, and a float row with a tail.
+/// the rest: 18-byte blocks (split upload), super-blocks, and a float row with a tail.
 #[test]
 fn matvec_every_configuration() {
+    use {MatvecX::*, Reduce::*};
     let shapes = [(1, 16, 16), (1, 8, 32), (2, 5, 64), (8, 3, 16), (32, 2, 32), (64, 1, 64)];
-    for (tpr, rows, wg) in shapes {
-        for reduce in [Reduce::Workgroup, Reduce::Subgroup] {
-            for x in [MatvecX::Storage, MatvecX::Uniform] {
-                let Some(mut r) = rig_with(MatvecConfig { wg, tpr, rows, reduce, x }) else { continue };
-                for ty in [GgmlType::Q4_0, GgmlType::Q5K, GgmlType::F16] {
-                    // 301 rows: no multiple of any workgroup's rows, and several workgroups.
-                    check_matvec(&mut r, ty, 301, test_blocks(ty), None);
-                }
+    // Each shape with two of the four (reduce, X) pairs, each pair with three shapes: the
+    // tuner varies the shape under one class's pair, and every pipeline compiled costs
+    // lavapipe seconds.
+    let pairs = [[(Subgroup, Uniform), (Workgroup, Storage)], [(Subgroup, Storage), (Workgroup, Uniform)]];
+    for (i, (tpr, rows, wg)) in shapes.into_iter().enumerate() {
+        for (reduce, x) in pairs[i % 2] {
+            let Some(mut r) = rig_with(MatvecConfig { wg, tpr, rows, reduce, x }) else { continue };
+            for ty in [GgmlType::Q4_0, GgmlType::Q5K, GgmlType::F16] {
+                // 301 rows: no multiple of any workgroup's rows, and several workgroups.
+                check_matvec(&mut r, ty, 301, test_blocks(ty), None);
             }
         }
     }

@@ -9,6 +9,23 @@ use super::executor::GpuModel;
 use super::kernels::{AdapterClass, MatvecShape};
 use crate::error::{Error, Result};
 
+/// The candidates `LANTERNA_TUNE_SHAPES` names ("16/1/8,16/1/16": threads/lanes/rows),
+/// else those of the class (`candidates`).
+pub fn candidates_from_env(class: AdapterClass) -> Result<Vec<MatvecShape>> {
+    let Ok(list) = std::env::var("LANTERNA_TUNE_SHAPES") else { return Ok(candidates(class)) };
+    list.split(',')
+        .map(|item| {
+            let n: Vec<u32> = item.trim().split('/').filter_map(|v| v.parse().ok()).collect();
+            match n[..] {
+                [wg, tpr, rows] if (MatvecShape { wg, tpr, rows }).is_valid() => Ok(MatvecShape { wg, tpr, rows }),
+                _ => Err(Error::Usage(format!(
+                    "LANTERNA_TUNE_SHAPES: '{item}' is not threads/lanes/rows (powers of two up to 64, lanes ≤ threads, rows 1 to 16)"
+                ))),
+            }
+        })
+        .collect()
+}
+
 /// The geometries worth timing on a class of adapter. CPU adapters: one lane per row
 /// (a lane is a SIMD lane; splitting a row only adds a reduction), rows per lane and
 /// workgroup size around the default. GPUs: lanes per row from a quarter of a subgroup to
@@ -34,7 +51,7 @@ pub struct Choice {
 /// its dispatches in one step (q, k, v of every layer, …).
 pub fn tune(m: &mut GpuModel, steps: usize) -> Result<Vec<Choice>> {
     let default = m.matvec_default();
-    let mut shapes = candidates(m.adapter_class());
+    let mut shapes = candidates_from_env(m.adapter_class())?;
     if !shapes.contains(&default) {
         shapes.insert(0, default);
     }
