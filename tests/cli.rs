@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use common::*;
 use lanterna::gguf::writer::GgufWriter;
 use lanterna::gguf::MetaValue;
-use lanterna::gpu::kernels::{default_matvec_rows_wg, default_matvec_tpr, AdapterClass, MatvecShape};
+use lanterna::gpu::kernels::{AdapterClass, MatvecShape};
 use serde_json::Value;
 
 /// See tests/llamacpp_cpu.rs: below this reference margin greedy paths may part.
@@ -453,9 +453,7 @@ fn tune_caches_a_shape_per_matrix_and_runs_use_it() {
     let class = if adapter.ends_with("cpu class") { AdapterClass::Cpu } else { AdapterClass::Gpu };
     std::env::set_var("LANTERNA_TUNE_SHAPES", TEST_SHAPES);
     let mut allowed = lanterna::gpu::tune::candidates_from_env(class).unwrap();
-    let tpr = default_matvec_tpr(class);
-    let (r, wg) = default_matvec_rows_wg(class, tpr);
-    allowed.push(MatvecShape { wg, tpr, rows: r });
+    allowed.push(MatvecShape::default_for(class));
     for (key, s) in shapes {
         let s: MatvecShape = serde_json::from_value(s.clone()).unwrap();
         assert!(allowed.contains(&s), "{key}: {s} is no candidate");

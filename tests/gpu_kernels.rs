@@ -8,8 +8,7 @@ use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
 use lanterna::gpu::builder::{run_once, Batch, Builder, Then};
 use lanterna::gpu::kernels::{
-    default_matvec_rows_wg, default_matvec_tpr, uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX,
-    MatvecShape, MatvecX, Reduce,
+    uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX, MatvecShape, MatvecX, Reduce,
 };
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
@@ -126,8 +125,7 @@ fn rig_with(c: MatvecConfig) -> Option<Rig> {
 
 /// The configuration each class of adapter selects by default.
 fn class_default(class: AdapterClass, reduce: Reduce, x: MatvecX) -> MatvecConfig {
-    let tpr = default_matvec_tpr(class);
-    let (rows, wg) = default_matvec_rows_wg(class, tpr);
+    let MatvecShape { wg, tpr, rows } = MatvecShape::default_for(class);
     MatvecConfig { wg, tpr, rows, reduce, x }
 }
 

@@ -356,7 +356,7 @@ pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
     pub max_groups: u32,
     /// The matvec geometry of every matrix the tuner has not measured (see
-    /// `default_matvec_tpr` and `default_matvec_rows_wg`).
+    /// `MatvecShape::default_for`).
     pub matvec: MatvecShape,
     /// The tuner's choice per matrix (`tune_key`), and where it came from.
     pub tuned: HashMap<String, MatvecShape>,
@@ -403,39 +403,29 @@ impl AdapterClass {
     }
 }
 
-/// Threads per matvec row for a class of adapter: CPU adapters (lavapipe) run a
-/// workgroup's invocations as SIMD lanes on one core, where one thread per row — no
-/// reduction, no barriers — is fastest (measured with `cargo bench --bench matvec`); GPUs
-/// want many threads per row so that a row's loads coalesce. `LANTERNA_MATVEC_TPR` overrides it.
-pub fn default_matvec_tpr(class: AdapterClass) -> u32 {
-    if let Some(t) = std::env::var("LANTERNA_MATVEC_TPR").ok().and_then(|v| v.parse::<u32>().ok()) {
-        if t.is_power_of_two() && t <= WG {
-            return t;
-        }
-    }
-    match class {
-        AdapterClass::Cpu => 1,
-        AdapterClass::Gpu => 32,
-    }
-}
-
 /// Rows per lane group most a matvec thread can own (`RMAX` in matvec.wgsl).
 pub const MATVEC_MAX_ROWS: u32 = 16;
 
-/// Rows per lane group and threads per workgroup of the matvec for a class of adapter.
-/// CPU adapters: 8 rows per lane, so that each x loaded serves 8 rows, in workgroups of
-/// 16 (128 rows), small enough that a 576-row matrix still spreads over the cores (SmolLM2's
-/// matvecs ran about 2× faster on lavapipe than with one row per lane). GPUs: one row per
-/// slot in workgroups of 64. `LANTERNA_MATVEC_ROWS` and `LANTERNA_MATVEC_WG` override them.
-pub fn default_matvec_rows_wg(class: AdapterClass, tpr: u32) -> (u32, u32) {
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
-    let (rows, wg) = match class {
-        AdapterClass::Cpu => (8, 16),
-        AdapterClass::Gpu => (1, WG),
-    };
-    let rows = env("LANTERNA_MATVEC_ROWS").filter(|r| (1..=MATVEC_MAX_ROWS).contains(r)).unwrap_or(rows);
-    let wg = env("LANTERNA_MATVEC_WG").filter(|w| w.is_power_of_two() && *w <= WG).unwrap_or(wg);
-    (rows, wg.max(tpr))
+impl MatvecShape {
+    /// The matvec geometry for a class of adapter. CPU adapters (lavapipe) run a
+    /// workgroup's invocations as SIMD lanes on one core: one lane per row (no reduction, no
+    /// barriers), 8 rows per lane so that each x loaded serves 8 rows, workgroups of 16 (128
+    /// rows), small enough that a 576-row matrix still spreads over the cores (SmolLM2's
+    /// matvecs ran about 2× faster on lavapipe than with one row per lane). GPUs: 32 lanes
+    /// per row so that a row's loads coalesce, one row per slot, workgroups of 64.
+    /// `LANTERNA_MATVEC_TPR`, `_ROWS` and `_WG` override each part (invalid values are ignored).
+    pub fn default_for(class: AdapterClass) -> Self {
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+        let (wg, tpr, rows) = match class {
+            AdapterClass::Cpu => (16, 1, 8),
+            AdapterClass::Gpu => (WG, 32, 1),
+        };
+        let pow2 = |v: &u32| v.is_power_of_two() && *v <= WG;
+        let tpr = env("LANTERNA_MATVEC_TPR").filter(pow2).unwrap_or(tpr);
+        let rows = env("LANTERNA_MATVEC_ROWS").filter(|r| (1..=MATVEC_MAX_ROWS).contains(r)).unwrap_or(rows);
+        let wg = env("LANTERNA_MATVEC_WG").filter(pow2).unwrap_or(wg);
+        MatvecShape { wg: wg.max(tpr), tpr, rows }
+    }
 }
 
 impl Kernels {
@@ -476,14 +466,13 @@ impl Kernels {
     /// What `for_device` would choose on an adapter with this info, limits and features.
     pub fn for_adapter(info: &wgpu::AdapterInfo, limits: &wgpu::Limits, features: wgpu::Features) -> Result<Self> {
         let (class, why) = AdapterClass::of(info)?;
-        let tpr = default_matvec_tpr(class);
-        let (rows, wg) = default_matvec_rows_wg(class, tpr);
+        let matvec = MatvecShape::default_for(class);
         Ok(Kernels {
             class,
             class_from: why,
-            matvec: MatvecShape { wg, tpr, rows },
+            matvec,
             matmul_x: MatmulX::for_adapter(info, features),
-            matvec_x: MatvecX::for_adapter(limits, tpr),
+            matvec_x: MatvecX::for_adapter(limits, matvec.tpr),
             matvec_reduce: Reduce::for_adapter(info, features),
             subgroup_size: info.subgroup_min_size,
             ..Self::new(limits)
