@@ -21,7 +21,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var p = first + lid; p < n; p += WG) {
         var d = 0.0;
         for (var i = 0u; i < P.head_dim; i++) {
-            d += Q[q0 + i] * K[p * P.k_stride + k0 + i];
+            d += Q[q0 + i] * key(p * P.k_stride + k0 + i);
         }
         d = cap_score(d * P.scale);
         Sc[s0 + p] = d;
@@ -41,7 +41,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var i = lid; i < P.head_dim_v; i += WG) {
         var acc = 0.0;
         for (var p = first; p < n; p++) {
-            acc += Sc[s0 + p] * V[p * P.v_stride + v0 + i];
+            acc += Sc[s0 + p] * value(p * P.v_stride + v0 + i);
         }
         O[(k * n_head + h) * P.head_dim_v + i] = acc / sum;
     }

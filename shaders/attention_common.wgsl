@@ -24,14 +24,32 @@ struct Step {
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;        // [tokens, n_head, head_dim]
-@group(0) @binding(1) var<storage, read> K: array<f32>;        // [n_ctx, n_head_kv * head_dim]
-@group(0) @binding(2) var<storage, read> V: array<f32>;        // [n_ctx, n_head_kv * head_dim_v]
+@group(0) @binding(1) var<storage, read> Kc: array<u32>;       // [n_ctx, n_head_kv * head_dim] f32 or f16 pairs
+@group(0) @binding(2) var<storage, read> Vc: array<u32>;       // [n_ctx, n_head_kv * head_dim_v] f32 or f16 pairs
 @group(0) @binding(3) var<storage, read_write> Sc: array<f32>; // [tokens, n_head, n_ctx] scratch
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;  // [tokens, n_head, head_dim_v]
 @group(0) @binding(5) var<uniform> P: Params;
 @group(0) @binding(6) var<uniform> S: Step;
 
 // reduce_max, reduce_sum and WG come from reduce.wgsl, prepended by the host.
+
+// true: the cache holds two f16 per word (rope.wgsl packs them); false: one f32 per word.
+override KV_F16: bool = false;
+
+// Cached key or value number i of the flat cache.
+fn key(i: u32) -> f32 {
+    if (KV_F16) {
+        return unpack2x16float(Kc[i >> 1u])[i & 1u];
+    }
+    return bitcast<f32>(Kc[i]);
+}
+
+fn value(i: u32) -> f32 {
+    if (KV_F16) {
+        return unpack2x16float(Vc[i >> 1u])[i & 1u];
+    }
+    return bitcast<f32>(Vc[i]);
+}
 
 // Gemma 2's soft-cap of a score: tanh through exp, clamped, since some drivers' tanh
 // overflows for large |x|. No cap when softcap is 0.

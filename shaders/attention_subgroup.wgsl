@@ -35,7 +35,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         var d = 0.0;
         for (var i = 0u; i < P.head_dim; i += 8u) {
             let b = kb + i;
-            d += dot8(Q[q0 + i + lane], K[b], K[b + 1u], K[b + 2u], K[b + 3u], K[b + 4u], K[b + 5u], K[b + 6u], K[b + 7u]);
+            d += dot8(Q[q0 + i + lane], key(b), key(b + 1u), key(b + 2u), key(b + 3u), key(b + 4u), key(b + 5u), key(b + 6u), key(b + 7u));
         }
         d = cap_score(d * P.scale);
         if (p < n) {
@@ -63,9 +63,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let w = select(0.0, Sc[s0 + min(pj, n - 1u)], pj < n);
             let c = v0 + i;
             let last = n - 1u;
-            acc += dot8(w, V[p * P.v_stride + c], V[min(p + 1u, last) * P.v_stride + c], V[min(p + 2u, last) * P.v_stride + c],
-                        V[min(p + 3u, last) * P.v_stride + c], V[min(p + 4u, last) * P.v_stride + c], V[min(p + 5u, last) * P.v_stride + c],
-                        V[min(p + 6u, last) * P.v_stride + c], V[min(p + 7u, last) * P.v_stride + c]);
+            acc += dot8(w, value(p * P.v_stride + c), value(min(p + 1u, last) * P.v_stride + c), value(min(p + 2u, last) * P.v_stride + c),
+                        value(min(p + 3u, last) * P.v_stride + c), value(min(p + 4u, last) * P.v_stride + c), value(min(p + 5u, last) * P.v_stride + c),
+                        value(min(p + 6u, last) * P.v_stride + c), value(min(p + 7u, last) * P.v_stride + c));
         }
         if (ib + lid < P.head_dim_v) {
             O[(k * n_head + h) * P.head_dim_v + ib + lid] = acc / sum;

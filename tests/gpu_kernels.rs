@@ -6,13 +6,13 @@ mod common;
 use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
-use lanterna::gpu::builder::{run_once, Batch, Builder, Then};
+use lanterna::gpu::builder::{run_once, Batch, Builder, RopeIo, Then};
 use lanterna::gpu::kernels::{
     uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX, MatvecShape, MatvecX, Reduce,
 };
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
-use lanterna::model::{Activation, RopeStyle};
+use lanterna::model::{Activation, KvType, RopeStyle};
 use lanterna::quant::{dequantize, GgmlType};
 
 /// ggml's test-backend-ops bound for f32 ops. Both sides compute in f32 from identical
@@ -261,22 +261,89 @@ fn rope_both_styles_partial_rotation() {
         run_once(&r.ctx, &r.step, Step { pos: pos as u32, n_pos: pos as u32 + 1, ..Default::default() }, &[d]).unwrap();
         let e = nmse(&read_f32(&r.ctx, &xb, x.len()).unwrap(), &want);
         assert!(e < F32_NMSE, "rope {style:?}: NMSE {e:e}");
+    }
+}
 
-        // Queries and keys (fewer heads) in one dispatch, as decoding runs it.
-        let n_heads_k = 2;
-        let k = rand_f32(n_heads_k * head_dim, 22);
-        let mut want_k = k.clone();
-        ops::rope(&mut want_k, head_dim, n_rot, pos, 10000.0, 0.5, Some(&freq), style);
-        let (qb, kb) = (f32_buffer_init(&r.ctx, "q", &x), f32_buffer_init(&r.ctx, "k", &k));
-        let (hd, nr) = (head_dim as u32, n_rot as u32);
-        let d =
-            r.builder().rope_qk("rope", (&qb, n_heads as u32), (&kb, n_heads_k as u32), &tb, hd, nr, style).unwrap();
-        run_once(&r.ctx, &r.step, Step { pos: pos as u32, n_pos: pos as u32 + 1, ..Default::default() }, &[d]).unwrap();
-        let (eq, ek) = (
-            nmse(&read_f32(&r.ctx, &qb, x.len()).unwrap(), &want),
-            nmse(&read_f32(&r.ctx, &kb, k.len()).unwrap(), &want_k),
-        );
-        assert!(eq < F32_NMSE && ek < F32_NMSE, "rope_qk {style:?}: NMSE q {eq:e}, k {ek:e}");
+/// A cache as the kernels keep it: f32 words, or two halves per word (low half first).
+fn cache_words(values: &[f32], kv: KvType) -> Vec<f32> {
+    match kv {
+        KvType::F32 => values.to_vec(),
+        KvType::F16 => values
+            .chunks(2)
+            .map(|p| {
+                let (a, b) = (half::f16::from_f32(p[0]).to_bits() as u32, half::f16::from_f32(p[1]).to_bits() as u32);
+                f32::from_bits(a | b << 16)
+            })
+            .collect(),
+    }
+}
+
+/// The inverse of `cache_words`.
+fn cache_values(words: &[f32], kv: KvType) -> Vec<f32> {
+    match kv {
+        KvType::F32 => words.to_vec(),
+        KvType::F16 => words
+            .iter()
+            .flat_map(|w| {
+                let b = w.to_bits();
+                [half::f16::from_bits(b as u16).to_f32(), half::f16::from_bits((b >> 16) as u16).to_f32()]
+            })
+            .collect(),
+    }
+}
+
+/// Decoding's RoPE dispatch: queries and keys (fewer heads) rotated in place, the keys and
+/// values appended to caches of either type at the step's position and nowhere else.
+/// Half the rotated dims is odd (25), so NEOX pairs straddle the f16 cache's words.
+#[test]
+fn rope_rotates_q_and_k_and_appends_k_and_v_to_the_cache() {
+    let Some(mut r) = rig() else { return };
+    let (n_heads, n_heads_k, head_dim, n_rot, n_ctx, pos, v_dim) =
+        (3usize, 2usize, 66usize, 50usize, 41usize, 37usize, 60usize);
+    let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
+    let table: Vec<f32> = (0..n_ctx)
+        .flat_map(|p| ops::rope_cos_sin(n_rot, p, 10000.0, 0.5, Some(&freq), 1.0))
+        .flat_map(|(c, s)| [c, s])
+        .collect();
+    let tb = f32_buffer_init(&r.ctx, "table", &table);
+    let k_dim = n_heads_k * head_dim;
+    for style in [RopeStyle::Norm, RopeStyle::Neox] {
+        for kv in [KvType::F32, KvType::F16] {
+            let (q, k, v) = (rand_f32(n_heads * head_dim, 21), rand_f32(k_dim, 22), rand_f32(v_dim, 23));
+            let (mut want_q, mut want_k) = (q.clone(), k.clone());
+            ops::rope(&mut want_q, head_dim, n_rot, pos, 10000.0, 0.5, Some(&freq), style);
+            ops::rope(&mut want_k, head_dim, n_rot, pos, 10000.0, 0.5, Some(&freq), style);
+            // Zeros at every other position: the kernel must write row `pos` only.
+            let (mut want_kc, mut want_vc) = (vec![0f32; pos * k_dim], vec![0f32; pos * v_dim]);
+            ops::kv_store(&mut want_kc, &want_k, kv);
+            ops::kv_store(&mut want_vc, &v, kv);
+            want_kc.resize(n_ctx * k_dim, 0.0);
+            want_vc.resize(n_ctx * v_dim, 0.0);
+            let (qb, kb, vb) =
+                (f32_buffer_init(&r.ctx, "q", &q), f32_buffer_init(&r.ctx, "k", &k), f32_buffer_init(&r.ctx, "v", &v));
+            let words = |width: usize| n_ctx * width * kv.bytes() / 4;
+            let (kc, vc) = (f32_buffer(&r.ctx, "k cache", words(k_dim)), f32_buffer(&r.ctx, "v cache", words(v_dim)));
+            let io = RopeIo {
+                q: &qb,
+                n_heads: n_heads as u32,
+                k: &kb,
+                n_heads_k: n_heads_k as u32,
+                v: &vb,
+                v_dim: v_dim as u32,
+                k_cache: &kc,
+                v_cache: &vc,
+                table: &tb,
+            };
+            let d = r.builder().rope_store("rope", io, head_dim as u32, n_rot as u32, style, kv).unwrap();
+            run_once(&r.ctx, &r.step, Step { pos: pos as u32, n_pos: pos as u32 + 1, ..Default::default() }, &[d])
+                .unwrap();
+            let got = |b: &wgpu::Buffer, n: usize| read_f32(&r.ctx, b, n).unwrap();
+            let (eq, ek) = (nmse(&got(&qb, q.len()), &want_q), nmse(&got(&kb, k.len()), &want_k));
+            let ekc = nmse(&cache_values(&got(&kc, words(k_dim)), kv), &want_kc);
+            let evc = nmse(&cache_values(&got(&vc, words(v_dim)), kv), &want_vc);
+            let all = [eq, ek, ekc, evc];
+            assert!(all.iter().all(|&e| e < F32_NMSE), "rope {style:?} {kv:?}: NMSE q, k, k cache, v cache {all:?}");
+        }
     }
 }
 
@@ -285,18 +352,20 @@ fn attention_grouped_causal_and_windowed() {
     let Some(mut r) = rig() else { return };
     // Both kernels: the plain one, and the subgroup one where the device has subgroups of
     // 8+ (what lavapipe runs; head width 40 is a multiple of 8, value width 24 is not one of 64).
-    let mut variants = vec![(MatmulX::Vec4, Kernel::Attention)];
+    let mut variants = vec![(MatmulX::Vec4, Kernel::Attention as fn(KvType) -> Kernel)];
     if r.ctx.features.contains(wgpu::Features::SUBGROUP) && r.ctx.info.subgroup_min_size >= 8 {
         variants.push((MatmulX::Subgroup, Kernel::AttentionSubgroup));
     }
-    for (x, kernel) in variants {
+    let kvs = variants.iter().flat_map(|&(x, kernel)| [KvType::F32, KvType::F16].map(|kv| (x, kernel(kv), kv)));
+    for (x, kernel, kv) in kvs.collect::<Vec<_>>() {
         r.kernels.matmul_x = x;
         let (n_head, n_head_kv, hd, hdv, n_ctx, n_pos) = (6usize, 2usize, 40usize, 24usize, 70usize, 67usize);
         let (ks, vs) = (n_head_kv * hd, n_head_kv * hdv);
         let q = rand_f32(n_head * hd, 31);
         // Scores of a few units, as in real models, so the softmax is not flat.
-        let k: Vec<f32> = rand_f32(n_ctx * ks, 32).iter().map(|v| v * 3.0).collect();
-        let v = rand_f32(n_ctx * vs, 33);
+        // The cache keeps what its type can (the CPU twin attends over the rounded values).
+        let k: Vec<f32> = rand_f32(n_ctx * ks, 32).iter().map(|v| kv.round(v * 3.0)).collect();
+        let v: Vec<f32> = rand_f32(n_ctx * vs, 33).iter().map(|&v| kv.round(v)).collect();
         let scale = 1.0 / (hd as f32).sqrt();
         for (window, softcap) in [(0usize, None), (10, None), (0, Some(1.5f32))] {
             let first = if window > 0 { n_pos.saturating_sub(window) } else { 0 };
@@ -319,8 +388,8 @@ fn attention_grouped_causal_and_windowed() {
                 );
             }
             let qb = f32_buffer_init(&r.ctx, "q", &q);
-            let kb = f32_buffer_init(&r.ctx, "k", &k);
-            let vb = f32_buffer_init(&r.ctx, "v", &v);
+            let kb = f32_buffer_init(&r.ctx, "k", &cache_words(&k, kv));
+            let vb = f32_buffer_init(&r.ctx, "v", &cache_words(&v, kv));
             let sb = f32_buffer(&r.ctx, "scores", n_head * n_ctx);
             let ob = f32_buffer(&r.ctx, "out", n_head * hdv);
             let p = AttnParams {
@@ -335,7 +404,7 @@ fn attention_grouped_causal_and_windowed() {
                 softcap: softcap.unwrap_or(0.0),
                 _pad: [0; 3],
             };
-            let d = r.builder().attention("attention", &qb, &kb, &vb, &sb, &ob, n_head as u32, p).unwrap();
+            let d = r.builder().attention("attention", &qb, &kb, &vb, &sb, &ob, n_head as u32, p, kv).unwrap();
             assert_eq!(d.kernel, kernel);
             run_once(&r.ctx, &r.step, Step { pos: n_pos as u32 - 1, n_pos: n_pos as u32, ..Default::default() }, &[d])
                 .unwrap();

@@ -138,3 +138,54 @@ fn chunked_prefill_matches_token_by_token() {
         m.ubatch
     );
 }
+
+/// The bar for an f16 KV cache beside the f32 one: every logit of every position
+/// within 0.05 (a cached value keeps 11 significant bits, so scores and sums move by
+/// ~1e-3 relative; 0.05 is a fifth of the 0.25 margin below which llama.cpp's own greedy
+/// choice is taken as a near-tie).
+const KV16_LOGIT_TOL: f32 = 0.05;
+
+/// `--kv-type f16` on the GPU: greedy tokens follow llama.cpp's exact math wherever its
+/// margins are at least 0.25, and the logits of prompt + llama.cpp's continuation stay
+/// within KV16_LOGIT_TOL of the f32 cache's at every position.
+fn check_kv16(m: &RealModel) {
+    use lanterna::generate::Executor;
+    use lanterna::model::KvType;
+    let (Some(ctx32), Some(ctx16)) = (gpu(), gpu()) else { return };
+    let g = GgufFile::open(model_path(m)).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let cfg = Config::from_gguf(&g).unwrap();
+    let mut m32 = GpuModel::load_on(ctx32, &g, cfg.clone(), 128).unwrap();
+    let mut m16 = GpuModel::load_on(ctx16, &g, cfg.with_kv_type(KvType::F16).unwrap(), 128).unwrap();
+    let greedy = || Sampler::new(SamplerConfig { temperature: 0.0, ..Default::default() });
+    for (pid, text, _, p) in prompts(&fixture(m, "dequant_f32")) {
+        let ids = tok.encode(&text).unwrap();
+        let on16 = generate(&mut m16, &tok, &mut greedy(), &ids, N_GEN, true, |_| Ok(())).unwrap();
+        let need_l = required_prefix(&floats(&p["step_margins"]), LLAMACPP_MIN_MARGIN);
+        let same_l = common_prefix(&on16.tokens, &ids_of(&p["greedy_ids"]));
+        assert!(same_l >= need_l, "{} {pid} f16 KV: follows llama.cpp for {same_l} tokens, {need_l} required", m.name);
+
+        let mut seq = ids.clone();
+        seq.extend(ids_of(&p["greedy_ids"]));
+        m32.reset();
+        m16.reset();
+        let (l32, l16) = (m32.logits_from(&seq, 0, 0).unwrap(), m16.logits_from(&seq, 0, 0).unwrap());
+        let max_d = l32.iter().zip(&l16).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max_d <= KV16_LOGIT_TOL, "{} {pid}: f16 and f32 KV caches' logits differ by {max_d}", m.name);
+        println!(
+            "{} {pid}: f16 KV = llama.cpp exact math for {same_l}/{N_GEN} tokens (required {need_l}); logits over {} positions within {max_d:.4} of the f32 cache's",
+            m.name,
+            seq.len()
+        );
+    }
+}
+
+#[test]
+fn smollm2_f16_kv_cache_keeps_the_answers() {
+    check_kv16(&SMOLLM2);
+}
+
+#[test]
+fn gemma3_f16_kv_cache_keeps_the_answers() {
+    check_kv16(&GEMMA3);
+}

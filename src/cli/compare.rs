@@ -9,7 +9,7 @@ use lanterna::sampler::{Sampler, SamplerConfig};
 use lanterna::tokenizer::Tokenizer;
 use lanterna::{fetch, Error, Result};
 
-use super::device::AdapterArgs;
+use super::device::{AdapterArgs, KvArgs};
 
 #[derive(Args)]
 pub struct CompareArgs {
@@ -37,12 +37,14 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 0.5)]
     perturb_by: f32,
     #[command(flatten)]
+    kv: KvArgs,
+    #[command(flatten)]
     gpu: AdapterArgs,
 }
 
 pub fn run(a: CompareArgs) -> Result<()> {
     let g = GgufFile::open(fetch::resolve(a.model.as_deref())?)?;
-    let cfg = Config::from_gguf(&g)?;
+    let cfg = a.kv.apply(Config::from_gguf(&g)?)?;
     let tok = Tokenizer::from_gguf(&g)?;
     let prompt = tok.encode(&a.prompt)?;
     let n_ctx = prompt.len() + a.n + 1;

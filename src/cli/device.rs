@@ -6,7 +6,7 @@ use lanterna::generate::Executor;
 use lanterna::gguf::GgufFile;
 use lanterna::gpu::context::{adapters, parse_backends};
 use lanterna::gpu::{AdapterChoice, GpuModel};
-use lanterna::model::Config;
+use lanterna::model::{Config, KvType};
 use lanterna::{Error, Result};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -44,6 +44,32 @@ pub struct DeviceArgs {
     pub gpu: AdapterArgs,
     #[command(flatten)]
     pub tune: TuneArgs,
+    #[command(flatten)]
+    pub kv: KvArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KvTypeArg {
+    F32,
+    F16,
+}
+
+/// `--kv-type`: how the KV cache keeps keys and values, on either executor.
+#[derive(Args, Clone)]
+pub struct KvArgs {
+    /// KV cache type: f16 halves its memory (the CPU reference rounds to f16 alike)
+    #[arg(long = "kv-type", value_enum, default_value_t = KvTypeArg::F32)]
+    pub kv_type: KvTypeArg,
+}
+
+impl KvArgs {
+    /// `cfg` with the cache type asked for (an error where the model cannot keep it).
+    pub fn apply(&self, cfg: Config) -> Result<Config> {
+        cfg.with_kv_type(match self.kv_type {
+            KvTypeArg::F32 => KvType::F32,
+            KvTypeArg::F16 => KvType::F16,
+        })
+    }
 }
 
 /// `--no-tune`: whether the GPU's matvec geometry comes from the tuner.
@@ -91,6 +117,7 @@ impl DeviceArgs {
         loaded: impl FnOnce(&GpuModel),
     ) -> Result<Box<dyn Executor>> {
         let choice = self.gpu.choice()?;
+        let cfg = self.kv.apply(cfg)?;
         let gpu = match self.device {
             Device::Gpu => true,
             Device::Auto => !adapters(parse_backends(choice.backend.as_deref())?).is_empty(),

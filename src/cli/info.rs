@@ -9,7 +9,7 @@ use lanterna::model::Config;
 use lanterna::tokenizer::Tokenizer;
 use lanterna::{fetch, Error, Result};
 
-use super::device::{AdapterArgs, CtxArgs};
+use super::device::{AdapterArgs, CtxArgs, KvArgs};
 
 #[derive(Args)]
 pub struct InfoArgs {
@@ -19,6 +19,8 @@ pub struct InfoArgs {
     /// The memory plan's context, and the adapter it is compared with.
     #[command(flatten)]
     ctx: CtxArgs,
+    #[command(flatten)]
+    kv: KvArgs,
     #[command(flatten)]
     gpu: AdapterArgs,
 }
@@ -74,6 +76,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
         tok.add_bos,
         tok.eos
     );
+    let cfg = a.kv.apply(cfg)?;
     print_plan(&MemoryPlan::new(&g, &cfg, a.ctx.n_ctx(&cfg)?)?, &a.gpu.choice()?)
 }
 

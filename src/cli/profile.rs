@@ -11,7 +11,7 @@ use lanterna::sampler::argmax;
 use lanterna::tokenizer::Tokenizer;
 use lanterna::{fetch, Error, Result};
 
-use super::device::{AdapterArgs, CtxArgs, TuneArgs};
+use super::device::{AdapterArgs, CtxArgs, KvArgs, TuneArgs};
 use serde_json::json;
 
 #[derive(Args)]
@@ -32,6 +32,8 @@ pub struct ProfileArgs {
     json: bool,
     #[command(flatten)]
     ctx: CtxArgs,
+    #[command(flatten)]
+    kv: KvArgs,
     #[command(flatten)]
     gpu: AdapterArgs,
     #[command(flatten)]
@@ -153,7 +155,7 @@ fn profile_tokens(m: &mut GpuModel, prompt: &[u32], n: usize) -> Result<(Vec<Tok
 
 pub fn run(a: ProfileArgs) -> Result<()> {
     let g = GgufFile::open(fetch::resolve(a.model.as_deref())?)?;
-    let cfg = Config::from_gguf(&g)?;
+    let cfg = a.kv.apply(Config::from_gguf(&g)?)?;
     let tok = Tokenizer::from_gguf(&g)?;
     let prompt = tok.encode(&a.prompt)?;
     let n_ctx = a.ctx.n_ctx(&cfg)?;

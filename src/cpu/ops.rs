@@ -102,6 +102,12 @@ pub fn rope_with(x: &mut [f32], head_dim: usize, n_rot: usize, cs: &[(f32, f32)]
     }
 }
 
+/// Append a token's K or V row to a layer's cache as the cache type keeps it: the CPU
+/// twin of rope.wgsl's store (an f16 cache rounds every value to the nearest half).
+pub fn kv_store(cache: &mut Vec<f32>, row: &[f32], kv: crate::model::KvType) {
+    cache.extend(row.iter().map(|&v| kv.round(v)));
+}
+
 /// In-place numerically stable softmax (max subtracted; sum in f64 as ggml does).
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);

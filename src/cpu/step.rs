@@ -86,8 +86,8 @@ impl Ops for CpuStep<'_> {
             ops::rope_with(self.buf(a), c.head_dim, c.n_rot, &cs, c.rope_style);
         }
         let (k, v) = (self.acts.get(Act::K), self.acts.get(Act::V));
-        self.k_cache[il].extend_from_slice(k.map_or(&[][..], |k| k));
-        self.v_cache[il].extend_from_slice(v.map_or(&[][..], |v| v));
+        ops::kv_store(&mut self.k_cache[il], k.map_or(&[][..], |k| k), c.kv_type);
+        ops::kv_store(&mut self.v_cache[il], v.map_or(&[][..], |v| v), c.kv_type);
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use super::kernels::{
 };
 use super::params::*;
 use crate::error::Result;
-use crate::model::{Activation, RopeStyle};
+use crate::model::{Activation, KvType, RopeStyle};
 use crate::quant::GgmlType;
 
 /// What a decoding matvec does with each row's sum.
@@ -45,6 +45,24 @@ pub struct Builder<'a> {
 /// Tokens each matmul thread computes (the shader's mat2x4 accumulator); chunk buffers
 /// hold a multiple of it.
 pub const MATMUL_TOKENS: u32 = 8;
+
+/// The buffers of `rope_store`: what rotates and what is appended where.
+pub struct RopeIo<'a> {
+    /// [tokens, n_heads, head_dim] rotated in place.
+    pub q: &'a wgpu::Buffer,
+    pub n_heads: u32,
+    /// [tokens, n_heads_k, head_dim] rotated in place, then appended to `k_cache`.
+    pub k: &'a wgpu::Buffer,
+    pub n_heads_k: u32,
+    /// [tokens, v_dim] appended to `v_cache`.
+    pub v: &'a wgpu::Buffer,
+    pub v_dim: u32,
+    /// [n_ctx, n_heads_k * head_dim] and [n_ctx, v_dim], f32 or f16 pairs.
+    pub k_cache: &'a wgpu::Buffer,
+    pub v_cache: &'a wgpu::Buffer,
+    /// [n_ctx, n_rot / 2] (cos, sin) of the layer's RoPE.
+    pub table: &'a wgpu::Buffer,
+}
 
 #[derive(Clone, Copy)]
 pub struct Batch<'a> {
@@ -354,7 +372,8 @@ impl Builder<'_> {
         self.dispatch(kernel, label, &buffers, groups, traffic, (y, rows * cols))
     }
 
-    /// Rotate `y` ([n_heads, head_dim]) at the Step's position with a cos/sin table.
+    /// Rotate `y` ([n_heads, head_dim]) at the Step's position with a cos/sin table
+    /// (nothing stored: the cache bindings are `y` itself and the table, never touched).
     #[allow(clippy::too_many_arguments)]
     pub fn rope(
         &mut self,
@@ -366,30 +385,36 @@ impl Builder<'_> {
         n_rot: u32,
         style: RopeStyle,
     ) -> Result<Dispatch> {
-        self.rope_qk(label, (y, n_heads), (y, 0), table, head_dim, n_rot, style)
+        let io = RopeIo { q: y, n_heads, k: y, n_heads_k: 0, v: table, v_dim: 0, k_cache: y, v_cache: y, table };
+        self.rope_store(label, io, head_dim, n_rot, style, KvType::F32)
     }
 
-    /// Rotate the queries `q` and the keys `k` (buffer, heads) in one dispatch.
-    #[allow(clippy::too_many_arguments)]
-    pub fn rope_qk(
+    /// Rotate the queries and the keys in place and append the keys and values to the
+    /// caches at the Step's position, as `kv` keeps them (see rope.wgsl).
+    pub fn rope_store(
         &mut self,
         label: &str,
-        (q, n_heads): (&wgpu::Buffer, u32),
-        (k, n_heads_k): (&wgpu::Buffer, u32),
-        table: &wgpu::Buffer,
+        io: RopeIo<'_>,
         head_dim: u32,
         n_rot: u32,
         style: RopeStyle,
+        kv: KvType,
     ) -> Result<Dispatch> {
+        let (n_heads, n_heads_k, v_dim) = (io.n_heads, io.n_heads_k, io.v_dim);
         let neox = (style == RopeStyle::Neox) as u32;
-        let pb = uniform(self.ctx, label, &RopeParams { n_heads, head_dim, n_rot, neox, n_heads_k, _pad: [0; 3] });
+        let p = RopeParams { n_heads, head_dim, n_rot, neox, n_heads_k, v_dim, _pad: [0; 2] };
+        let pb = uniform(self.ctx, label, &p);
         let step = self.step;
-        let heads = n_heads + n_heads_k;
-        let n = heads as u64 * n_rot as u64 * 4;
-        let traffic = Traffic { read: n + n_rot as u64 * 4, written: n, read_per_pos: 0 };
-        let groups = Groups::PerToken { x: (heads * n_rot / 2).div_ceil(WG), per: 1 };
-        let buffers = [(0, q), (1, table), (2, &pb), (3, step), (4, k)];
-        self.dispatch(Kernel::Rope, label, &buffers, groups, traffic, (q, n_heads * head_dim))
+        let rotated = (n_heads + n_heads_k) as u64 * n_rot as u64 * 4;
+        let stored = ((n_heads_k * head_dim + v_dim) as usize * kv.bytes()) as u64;
+        let read = rotated + n_rot as u64 * 4 + v_dim as u64 * 4;
+        let traffic = Traffic { read, written: rotated + stored, read_per_pos: 0 };
+        // Workgroup 0 does the keys; the rest rotate query pairs, then store value units.
+        let v_units = if kv == KvType::F16 { v_dim / 2 } else { v_dim };
+        let groups = Groups::PerToken { x: 1 + (n_heads * n_rot / 2 + v_units).div_ceil(WG), per: 1 };
+        let buffers =
+            [(0, io.q), (1, io.table), (2, &pb), (3, step), (4, io.k), (5, io.v), (6, io.k_cache), (7, io.v_cache)];
+        self.dispatch(Kernel::Rope(kv), label, &buffers, groups, traffic, (io.q, n_heads * head_dim))
     }
 
     /// out = attention of q over the cache for the Step's `n_pos` positions.
@@ -404,6 +429,7 @@ impl Builder<'_> {
         out: &wgpu::Buffer,
         n_head: u32,
         p: AttnParams,
+        kv: KvType,
     ) -> Result<Dispatch> {
         let pb = uniform(self.ctx, label, &p);
         let step = self.step;
@@ -418,9 +444,9 @@ impl Builder<'_> {
         // The subgroup variant shares the query and the weights through broadcasts; it
         // reads head_dim in steps of 8 and needs subgroups of 8 (as the prompt matmul).
         let kernel = if self.kernels.matmul_x == MatmulX::Subgroup && p.head_dim.is_multiple_of(8) {
-            Kernel::AttentionSubgroup
+            Kernel::AttentionSubgroup(kv)
         } else {
-            Kernel::Attention
+            Kernel::Attention(kv)
         };
         self.dispatch(
             kernel,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::model::Activation;
+use crate::model::{Activation, KvType};
 use crate::quant::GgmlType;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -57,10 +57,12 @@ pub enum Kernel {
     EmbedBatch(GgmlType),
     RmsNorm,
     RmsNormInplace,
-    Rope,
-    Attention,
+    /// RoPE of q and k, and the append of k and v to the cache of that type.
+    Rope(KvType),
+    /// Attention over a cache of that type.
+    Attention(KvType),
     /// The same with subgroup broadcasts (subgroups of 8+, head_dim a multiple of 8).
-    AttentionSubgroup,
+    AttentionSubgroup(KvType),
     Glu,
     Add,
     Softcap,
@@ -235,9 +237,9 @@ impl Kernel {
             Kernel::EmbedBatch(t) => format!("embed_batch_{}", t.name().to_lowercase()),
             Kernel::RmsNorm => "rms_norm".into(),
             Kernel::RmsNormInplace => "rms_norm_inplace".into(),
-            Kernel::Rope => "rope".into(),
-            Kernel::Attention => "attention".into(),
-            Kernel::AttentionSubgroup => "attention_sg".into(),
+            Kernel::Rope(kv) => format!("rope{}", kv_suffix(kv)),
+            Kernel::Attention(kv) => format!("attention{}", kv_suffix(kv)),
+            Kernel::AttentionSubgroup(kv) => format!("attention_sg{}", kv_suffix(kv)),
             Kernel::Glu => "glu".into(),
             Kernel::Add => "add".into(),
             Kernel::Softcap => "softcap".into(),
@@ -276,11 +278,11 @@ impl Kernel {
             Kernel::RmsNormInplace => {
                 (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_inplace")
             }
-            Kernel::Rope => (include_str!("../../shaders/rope.wgsl").into(), "main"),
-            Kernel::Attention => {
+            Kernel::Rope(_) => (include_str!("../../shaders/rope.wgsl").into(), "main"),
+            Kernel::Attention(_) => {
                 (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention.wgsl")), "main")
             }
-            Kernel::AttentionSubgroup => {
+            Kernel::AttentionSubgroup(_) => {
                 (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention_subgroup.wgsl")), "main")
             }
             Kernel::Glu => (format!("{ACT}\n{}", include_str!("../../shaders/glu.wgsl")), "main"),
@@ -289,6 +291,14 @@ impl Kernel {
             Kernel::Transpose => (include_str!("../../shaders/transpose.wgsl").into(), "main"),
             Kernel::Stream => (include_str!("../../shaders/stream.wgsl").into(), "main"),
         }
+    }
+}
+
+/// Kernels over an f16 cache are named as such in profiles ("attention_sg_kv16").
+fn kv_suffix(kv: KvType) -> &'static str {
+    match kv {
+        KvType::F32 => "",
+        KvType::F16 => "_kv16",
     }
 }
 
@@ -501,6 +511,9 @@ impl Kernels {
             let constants: Vec<(&str, f64)> = match k {
                 Kernel::Matvec(_, _, f, r, shape) => self.matvec_constants(r, Some(f), shape),
                 Kernel::MatvecQkv(_, _, r, shape) => self.matvec_constants(r, None, shape),
+                Kernel::Rope(kv) | Kernel::Attention(kv) | Kernel::AttentionSubgroup(kv) => {
+                    vec![("KV_F16", (kv == KvType::F16) as u32 as f64)]
+                }
                 _ => Vec::new(),
             };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);

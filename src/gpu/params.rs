@@ -97,7 +97,9 @@ pub struct RopeParams {
     pub neox: u32,
     /// Heads of the second buffer (K), rotated in the same dispatch; 0: none.
     pub n_heads_k: u32,
-    pub _pad: [u32; 3],
+    /// Values per token appended to the V cache (0: none).
+    pub v_dim: u32,
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<RopeParams>() == 32);
 

@@ -136,7 +136,9 @@ fn step_items(c: &Config, n_ctx: usize, ubatch: usize) -> Vec<PlanItem> {
     let n_layer = c.n_layer as u64;
     let mut items = Vec::new();
     for (what, width) in [("K cache, one buffer per layer", c.k_dim()), ("V cache, one buffer per layer", c.v_dim())] {
-        items.push(item(what.into(), Category::KvCache, n_layer, f32_bytes(n_ctx * width), (width * 4) as u64));
+        let per_pos = (width * c.kv_type.bytes()) as u64;
+        let what = format!("{what} ({})", c.kv_type.name());
+        items.push(item(what, Category::KvCache, n_layer, n_ctx as u64 * per_pos, per_pos));
     }
     for (tokens, step) in [(1, "decoding"), (ubatch, "prompt chunk")] {
         for (name, floats) in activation_floats(c, tokens, n_ctx) {

@@ -8,7 +8,7 @@
 //! met meanwhile wait for the fused dispatch.
 
 use super::buffers::GpuTensor;
-use super::builder::{Builder, Then};
+use super::builder::{Builder, RopeIo, Then};
 use super::kernels::Dispatch;
 use super::params::AttnParams;
 use super::program::{Mark, Program, Segment};
@@ -216,15 +216,21 @@ impl Ops for Recorder<'_, '_> {
         let c = self.c;
         let table = self.bufs.rope.for_layer(plan)?;
         let (hd, nr) = (c.head_dim as u32, c.n_rot as u32);
-        let (q, k) = ((self.buf(Act::Q)?, c.n_head as u32), (self.buf(Act::K)?, c.n_head_kv as u32));
+        let (q, k) = (self.buf(Act::Q)?, self.buf(Act::K)?);
         let label = Op::layer(il, "rope").to_string();
-        let d = self.b.rope_qk(&label, q, k, table, hd, nr, c.rope_style)?;
+        let io = RopeIo {
+            q,
+            n_heads: c.n_head as u32,
+            k,
+            n_heads_k: c.n_head_kv as u32,
+            v: self.buf(Act::V)?,
+            v_dim: c.v_dim() as u32,
+            k_cache: &self.bufs.k_cache[il],
+            v_cache: &self.bufs.v_cache[il],
+            table,
+        };
+        let d = self.b.rope_store(&label, io, hd, nr, c.rope_style, c.kv_type)?;
         self.pass.push(d);
-        self.end_pass();
-        for (act, cache) in [(Act::K, &self.bufs.k_cache[il]), (Act::V, &self.bufs.v_cache[il])] {
-            let (src, bytes) = (self.buf(act)?.clone(), self.width(act) as u64 * 4);
-            self.program.segments.push(Segment::CopyKv { src, dst: cache.clone(), bytes });
-        }
         Ok(())
     }
 
@@ -234,7 +240,7 @@ impl Ops for Recorder<'_, '_> {
         let (k, v) = (&self.bufs.k_cache[il], &self.bufs.v_cache[il]);
         let label = Op::layer(il, "attention").to_string();
         let p = self.attn_params(plan);
-        let d = self.b.attention(&label, q, k, v, &self.acts.scores, att, self.c.n_head as u32, p)?;
+        let d = self.b.attention(&label, q, k, v, &self.acts.scores, att, self.c.n_head as u32, p, self.c.kv_type)?;
         self.pass.push(d);
         Ok(())
     }

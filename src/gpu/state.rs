@@ -85,7 +85,7 @@ pub struct StepBuffers {
     pub tokens: wgpu::Buffer,
     /// [widest matmul input, ubatch] the column-major chunk the matmuls read.
     pub xt: wgpu::Buffer,
-    /// Per layer: [n_ctx, k_dim] and [n_ctx, v_dim].
+    /// Per layer: [n_ctx, k_dim] and [n_ctx, v_dim], f32 or f16 pairs (`Config::kv_type`).
     pub k_cache: Vec<wgpu::Buffer>,
     pub v_cache: Vec<wgpu::Buffer>,
     pub rope: RopeTables,
@@ -109,7 +109,9 @@ impl StepBuffers {
         let widest = c.n_embd.max(c.n_head * c.head_dim_v).max(c.n_ff);
         let xt = f32_buffer(ctx, "chunk column-major", widest * ubatch);
         let cache = |what: &str, width: usize| -> Vec<wgpu::Buffer> {
-            (0..c.n_layer).map(|il| f32_buffer(ctx, &format!("blk.{il}.{what}"), n_ctx * width)).collect()
+            // As many 32-bit words as the cache type needs (f16: two values per word).
+            let words = n_ctx * width * c.kv_type.bytes() / 4;
+            (0..c.n_layer).map(|il| f32_buffer(ctx, &format!("blk.{il}.{what}"), words)).collect()
         };
         let (k_cache, v_cache) = (cache("k_cache", c.k_dim()), cache("v_cache", c.v_dim()));
         let rope = RopeTables::new(ctx, g, c, n_ctx)?;

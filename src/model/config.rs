@@ -156,6 +156,40 @@ pub enum RopeStyle {
     Neox,
 }
 
+/// How the KV cache keeps keys and values. Both executors store what this says (the CPU
+/// reference rounds to f16 where the GPU packs halves), so they stay comparable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KvType {
+    #[default]
+    F32,
+    /// Half the bytes: two values per 32-bit word (WGSL's pack2x16float, no f16 feature needed).
+    F16,
+}
+
+impl KvType {
+    pub fn bytes(self) -> usize {
+        match self {
+            KvType::F32 => 4,
+            KvType::F16 => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KvType::F32 => "f32",
+            KvType::F16 => "f16",
+        }
+    }
+
+    /// `v` as the cache keeps it.
+    pub fn round(self, v: f32) -> f32 {
+        match self {
+            KvType::F32 => v,
+            KvType::F16 => half::f16::from_f32(v).to_f32(),
+        }
+    }
+}
+
 /// The gate activation of the gated FFN: `down(act(gate·x) * up·x)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Activation {
@@ -210,6 +244,8 @@ pub struct Config {
     /// Context the model was trained with before RoPE scaling (chooses Phi-3's LongRoPE factors).
     pub n_ctx_orig: usize,
     pub layers: Vec<LayerPlan>,
+    /// How the KV cache keeps values (not in the file: `--kv-type`).
+    pub kv_type: KvType,
 }
 
 fn key(arch: &str, k: &str) -> String {
@@ -372,6 +408,7 @@ impl Config {
             rope_attn_factor: m.f_opt("rope.scaling.attn_factor")?.unwrap_or(1.0),
             n_ctx_orig: m.u_or("rope.scaling.original_context_length", n_ctx_train)?,
             layers: m.layers(a.windows, d.n_layer)?,
+            kv_type: KvType::F32,
         })
     }
 
@@ -380,6 +417,21 @@ impl Config {
         self.n_head * self.head_dim
     }
     /// Width of all key heads together.
+    /// The same model with its KV cache kept as `kv`; f16 packs two values per word, so
+    /// the cached rows must have an even width.
+    pub fn with_kv_type(mut self, kv: KvType) -> Result<Config> {
+        if kv == KvType::F16 && (self.k_dim() % 2 == 1 || self.v_dim() % 2 == 1) {
+            let msg = format!(
+                "an f16 KV cache needs even K and V widths; this model's are {} and {}",
+                self.k_dim(),
+                self.v_dim()
+            );
+            return Err(Error::Usage(msg));
+        }
+        self.kv_type = kv;
+        Ok(self)
+    }
+
     pub fn k_dim(&self) -> usize {
         self.n_head_kv * self.head_dim
     }

@@ -9,7 +9,7 @@ pub mod recipe;
 pub mod weights;
 
 pub use acts::{Act, Acts};
-pub use config::{Activation, Arch, Config, LayerPlan, RopeStyle};
+pub use config::{Activation, Arch, Config, KvType, LayerPlan, RopeStyle};
 pub use recipe::{Op, Ops};
 pub use weights::{rope_factors, row_view, LayerWeights, ModelWeights};
 
