@@ -17,6 +17,12 @@ pub trait Executor {
     /// Process `token` at position `pos` (which must be the next free one) and return
     /// the logits over the vocabulary for the token that follows.
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]>;
+    /// Process `token` at `pos` and return the best `k` (id, logit) pairs of its logits,
+    /// best first (`sampler::top_of`'s order). Executors that find them where the logits
+    /// are, to read back less, override this.
+    fn forward_top(&mut self, token: u32, pos: usize, k: usize) -> Result<Vec<(u32, f32)>> {
+        Ok(crate::sampler::top_of(self.forward(token, pos)?, k))
+    }
     /// Process several tokens starting at `pos` and return the logits after the last.
     /// Executors that can batch prompt processing override this.
     fn prefill(&mut self, tokens: &[u32], pos: usize) -> Result<&[f32]> {
@@ -105,6 +111,25 @@ pub fn top2_margin(logits: &[f32]) -> f32 {
     a - b
 }
 
+/// What a step gives the sampler: the whole logits, or its best (id, logit) pairs.
+enum Scores {
+    Logits(Vec<f32>),
+    Top(Vec<(u32, f32)>),
+}
+
+impl Scores {
+    /// Top-1 minus top-2 logit.
+    fn margin(&self) -> f32 {
+        match self {
+            Scores::Logits(l) => top2_margin(l),
+            Scores::Top(t) => match t.as_slice() {
+                [a, b, ..] => a.1 - b.1,
+                _ => f32::INFINITY,
+            },
+        }
+    }
+}
+
 /// Generate up to `max_tokens` after `prompt`, calling `on_token` as each is chosen.
 pub fn generate(
     exec: &mut dyn Executor,
@@ -128,7 +153,7 @@ pub fn generate(
     }
     exec.reset();
     let t0 = Instant::now();
-    let mut logits: Vec<f32> = exec.prefill(prompt, 0)?.to_vec();
+    let logits: Vec<f32> = exec.prefill(prompt, 0)?.to_vec();
     let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
     let first_logits = logits.clone();
 
@@ -138,13 +163,19 @@ pub fn generate(
     let mut stop = StopReason::Length;
     let mut decode_ms = 0.0;
     let mut decode_steps = 0;
+    // After the prompt, a step hands the sampler the best candidates it needs (two at
+    // least, for the margin) rather than the vocabulary, where the sampler allows.
+    let mut scores = Scores::Logits(logits);
     while tokens.len() < max_tokens {
         if crate::interrupt::requested() {
             stop = StopReason::Interrupted;
             break;
         }
-        margins.push(top2_margin(&logits));
-        let next = sampler.sample(&logits, &history);
+        margins.push(scores.margin());
+        let next = match &scores {
+            Scores::Logits(l) => sampler.sample(l, &history),
+            Scores::Top(t) => sampler.sample_from(t, &history),
+        };
         tokens.push(next);
         history.push(next);
         on_token(next)?;
@@ -156,7 +187,11 @@ pub fn generate(
             break;
         }
         let t = Instant::now();
-        logits.copy_from_slice(exec.forward(next, history.len() - 1)?);
+        let pos = history.len() - 1;
+        scores = match sampler.needs(&history) {
+            Some(k) => Scores::Top(exec.forward_top(next, pos, k.max(2))?),
+            None => Scores::Logits(exec.forward(next, pos)?.to_vec()),
+        };
         decode_ms += t.elapsed().as_secs_f64() * 1e3;
         decode_steps += 1;
     }

@@ -78,10 +78,39 @@ impl Sampler {
 
     /// Pick the next token. `history` is every token so far (prompt included).
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
-        if self.cfg.temperature <= 0.0 {
-            return argmax(&self.penalized(logits, history));
+        let all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+        self.sample_from(&all, history)
+    }
+
+    /// How many of the best logits `sample_from` needs to choose exactly as `sample` over
+    /// the whole vocabulary would: the top-k (one when greedy) plus one per distinct
+    /// penalised token, since a penalty only lowers a logit and can thus let in at most that
+    /// many from below. None: the whole vocabulary (sampling with `top_k` 0).
+    pub fn needs(&self, history: &[u32]) -> Option<usize> {
+        let c = &self.cfg;
+        let base = if c.temperature <= 0.0 { 1 } else { c.top_k };
+        if base == 0 {
+            return None;
         }
-        let cand = self.candidates(logits, history);
+        let penalised = if self.penalises() {
+            history.iter().rev().take(c.repeat_last_n).collect::<std::collections::HashSet<_>>().len()
+        } else {
+            0
+        };
+        Some(base + penalised)
+    }
+
+    fn penalises(&self) -> bool {
+        self.cfg.repeat_penalty != 1.0 && self.cfg.repeat_last_n > 0
+    }
+
+    /// Pick the next token from (id, logit) pairs: the whole vocabulary, or at least the
+    /// best `needs(history)` of it (then the choice is the same).
+    pub fn sample_from(&mut self, pairs: &[(u32, f32)], history: &[u32]) -> u32 {
+        if self.cfg.temperature <= 0.0 {
+            return best(&self.penalized(pairs, history));
+        }
+        let cand = self.candidates_of(pairs, history);
         let r = self.rng.next_f64();
         let mut cum = 0.0;
         for &(id, p) in &cand {
@@ -93,24 +122,20 @@ impl Sampler {
         cand.last().map_or(0, |c| c.0)
     }
 
-    /// The logits after the repetition penalty over the last `repeat_last_n` tokens of
+    /// The pairs after the repetition penalty over the last `repeat_last_n` tokens of
     /// `history`: llama.cpp shrinks positive logits and pushes negative ones further down,
     /// once per distinct token.
-    pub fn penalized<'a>(&self, logits: &'a [f32], history: &[u32]) -> std::borrow::Cow<'a, [f32]> {
+    pub fn penalized(&self, pairs: &[(u32, f32)], history: &[u32]) -> Vec<(u32, f32)> {
         let c = &self.cfg;
-        let mut logits = std::borrow::Cow::Borrowed(logits);
-        if c.repeat_penalty != 1.0 && c.repeat_last_n > 0 {
-            let l = logits.to_mut();
-            let mut seen = std::collections::HashSet::new();
-            for &t in history.iter().rev().take(c.repeat_last_n) {
-                if seen.insert(t) {
-                    if let Some(v) = l.get_mut(t as usize) {
-                        *v = if *v > 0.0 { *v / c.repeat_penalty } else { *v * c.repeat_penalty };
-                    }
-                }
+        let mut out = pairs.to_vec();
+        if self.penalises() {
+            let seen: std::collections::HashSet<u32> = history.iter().rev().take(c.repeat_last_n).copied().collect();
+            for (id, v) in out.iter_mut().filter(|(id, _)| seen.contains(id)) {
+                let _ = id;
+                *v = if *v > 0.0 { *v / c.repeat_penalty } else { *v * c.repeat_penalty };
             }
         }
-        logits
+        out
     }
 
     /// What the draw chooses from at temperature > 0: the candidates that survive
@@ -118,19 +143,24 @@ impl Sampler {
     /// their probabilities after temperature. Top-p and min-p see temperature-1
     /// probabilities, as in llama.cpp's chain, where temperature comes after them.
     pub fn candidates(&self, logits: &[f32], history: &[u32]) -> Vec<(u32, f64)> {
+        let all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+        self.candidates_of(&all, history)
+    }
+
+    /// `candidates` from (id, logit) pairs (see `sample_from`).
+    pub fn candidates_of(&self, pairs: &[(u32, f32)], history: &[u32]) -> Vec<(u32, f64)> {
         let c = &self.cfg;
-        let logits = self.penalized(logits, history);
-        let mut cand: Vec<(u32, f32)> =
-            logits.iter().enumerate().filter(|(_, v)| !v.is_nan()).map(|(i, &v)| (i as u32, v)).collect();
+        let mut cand = self.penalized(pairs, history);
+        cand.retain(|(_, v)| !v.is_nan());
         if cand.is_empty() {
             return Vec::new();
         }
         let k = if c.top_k == 0 { cand.len() } else { c.top_k.min(cand.len()) };
         if k < cand.len() {
-            cand.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            cand.select_nth_unstable_by(k - 1, order);
             cand.truncate(k);
         }
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        cand.sort_by(order);
         if c.top_p < 1.0 {
             let p = softmax(&cand, 1.0);
             let mut cum = 0.0;
@@ -153,6 +183,38 @@ impl Sampler {
         let p = softmax(&cand, c.temperature);
         cand.iter().zip(p).map(|(&(id, _), p)| (id, p)).collect()
     }
+}
+
+/// Higher logit first, lower id on ties.
+fn order(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// `argmax` over pairs in any order: the highest logit, the lowest id on ties, NaN never
+/// winning (0 when every logit is NaN, as `argmax`).
+fn best(pairs: &[(u32, f32)]) -> u32 {
+    let mut top: Option<(u32, f32)> = None;
+    for &(id, v) in pairs.iter().filter(|(_, v)| !v.is_nan()) {
+        if top.is_none_or(|(tid, tv)| v > tv || (v == tv && id < tid)) {
+            top = Some((id, v));
+        }
+    }
+    top.map_or(0, |t| t.0)
+}
+
+/// The best `k` (id, logit) of `logits`, best first (higher logit, then lower id; NaN
+/// last): the CPU twin of shaders/topk.wgsl.
+pub fn top_of(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let nan_last =
+        |a: &(u32, f32), b: &(u32, f32)| a.1.is_nan().cmp(&b.1.is_nan()).then(b.1.total_cmp(&a.1)).then(a.0.cmp(&b.0));
+    let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+    let k = k.min(all.len());
+    if k > 0 && k < all.len() {
+        all.select_nth_unstable_by(k - 1, nan_last);
+        all.truncate(k);
+    }
+    all.sort_by(nan_last);
+    all
 }
 
 /// Probabilities of sorted candidates (highest logit first) at temperature `t`.

@@ -664,3 +664,30 @@ fn matvec_qkv_mixed_types_every_configuration() {
         }
     }
 }
+
+/// The sampler's candidates found on the GPU, against the CPU twin `sampler::top_of`:
+/// logits with ties (which the lower id wins), a NaN (which never does) and a length that
+/// is not a multiple of a chunk, for each size a sampler asks for, up to the largest.
+#[test]
+fn topk_finds_the_best_logits_in_the_samplers_order() {
+    use lanterna::gpu::topk::{TopK, TOPK_MAX};
+    use lanterna::sampler::top_of;
+    let Some(mut r) = rig() else { return };
+    let n = 49_157;
+    // Rounded to a coarse grid so that many logits tie.
+    let mut logits: Vec<f32> = rand_f32(n, 71).iter().map(|v| (v * 64.0).round() / 4.0).collect();
+    logits[17] = f32::NAN;
+    logits[n - 1] = 1e3;
+    let lb = f32_buffer_init(&r.ctx, "logits", &logits);
+    let topk = TopK::new(&mut r.builder(), &lb, n as u32).unwrap();
+    for k in [1, 2, 3, 40, 104, TOPK_MAX] {
+        let mut enc = r.ctx.device.create_command_encoder(&Default::default());
+        topk.record(&r.ctx, &mut enc, k).unwrap();
+        r.ctx.queue.submit([enc.finish()]);
+        let got = topk.read(&r.ctx, k).unwrap();
+        let want = top_of(&logits, k);
+        assert_eq!(got.len(), k);
+        assert!(got.iter().zip(&want).all(|(a, b)| a.0 == b.0 && a.1 == b.1), "k {k}:\n gpu {got:?}\n cpu {want:?}");
+    }
+    assert!(topk.record(&r.ctx, &mut r.ctx.device.create_command_encoder(&Default::default()), TOPK_MAX + 1).is_err());
+}

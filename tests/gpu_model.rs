@@ -189,3 +189,31 @@ fn smollm2_f16_kv_cache_keeps_the_answers() {
 fn gemma3_f16_kv_cache_keeps_the_answers() {
     check_kv16(&GEMMA3);
 }
+
+/// Reading back the sampler's candidates instead of the vocabulary changes no token: the
+/// same seed and settings (greedy; temperature with top-k, top-p, min-p and a repetition
+/// penalty, which widens the readback) give the same tokens either way, on the same GPU.
+#[test]
+fn topk_readback_gives_the_same_tokens_as_the_logits() {
+    use lanterna::gpu::topk::Readback;
+    let (Some(ctx_a), Some(ctx_b)) = (gpu(), gpu()) else { return };
+    let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let cfg = Config::from_gguf(&g).unwrap();
+    let mut logits = GpuModel::load_on(ctx_a, &g, cfg.clone(), 128).unwrap();
+    let mut topk = GpuModel::load_on(ctx_b, &g, cfg, 128).unwrap();
+    logits.set_readback(Readback::Logits);
+    topk.set_readback(Readback::TopK);
+    let ids = tok.encode("Once upon a time").unwrap();
+    let settings = [
+        SamplerConfig { temperature: 0.0, ..Default::default() },
+        SamplerConfig { temperature: 0.9, repeat_penalty: 1.3, seed: 3, ..Default::default() },
+    ];
+    for s in settings {
+        let a = generate(&mut logits, &tok, &mut Sampler::new(s.clone()), &ids, N_GEN, true, |_| Ok(())).unwrap();
+        let b = generate(&mut topk, &tok, &mut Sampler::new(s.clone()), &ids, N_GEN, true, |_| Ok(())).unwrap();
+        assert_eq!(a.tokens, b.tokens, "{s:?}");
+        assert_eq!(a.margins, b.margins, "{s:?}: the margins come from the same logits");
+        println!("{s:?}: {N_GEN} tokens alike: {:?}", tok.decode(&b.tokens));
+    }
+}

@@ -64,6 +64,8 @@ fn item_for<'p>(a: &Allocation, g: &GgufFile, plan: &'p MemoryPlan) -> Option<&'
             "rope_table" => "RoPE cos/sin tables",
             "logits" => "logits",
             "logits staging" => "logits readback",
+            "topk candidates" => "top-k candidates",
+            "topk out" | "topk staging" => "top-k result and its readback",
             other => panic!("buffer '{other}' ({} bytes) is in no plan item", a.size),
         };
         find(&|w, _| w == want)

@@ -92,3 +92,46 @@ fn seeded_draws_follow_the_expected_distribution() {
         }
     }
 }
+
+/// What a GPU step reads back: the best `needs(history)` pairs (sampler::top_of, the
+/// shader's CPU twin) must give the very tokens the whole vocabulary gives, seed for seed,
+/// in every fixture case (penalties included: they can lift tokens from below the top-k).
+#[test]
+fn the_best_candidates_alone_give_the_same_tokens() {
+    use lanterna::sampler::top_of;
+    let mut compared = 0;
+    for c in &cases() {
+        let name = c["name"].as_str().unwrap();
+        let (logits, history) = inputs(c);
+        for temperature in [0.0, config(c, 0).temperature] {
+            let cfg = SamplerConfig { temperature, ..config(c, 99) };
+            let (mut whole, mut top) = (Sampler::new(cfg.clone()), Sampler::new(cfg));
+            let Some(k) = top.needs(&history) else { continue };
+            let best = top_of(&logits, k);
+            for draw in 0..200 {
+                let (a, b) = (whole.sample(&logits, &history), top.sample_from(&best, &history));
+                assert_eq!(
+                    a, b,
+                    "{name} at temperature {temperature}, draw {draw}: top-{k} chose {b}, the vocabulary {a}"
+                );
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 20, "only {compared} configurations read back candidates");
+}
+
+/// A penalty lowers a logit, so the token just past the top-k can take its place: the
+/// readback must then hold it too.
+#[test]
+fn penalised_tokens_widen_the_readback() {
+    use lanterna::sampler::top_of;
+    let logits = [5.0, 4.0, 3.9, 1.0, 0.5];
+    let cfg = SamplerConfig { temperature: 0.0, repeat_penalty: 2.0, ..Default::default() };
+    let mut s = Sampler::new(cfg);
+    assert_eq!(s.needs(&[0, 0, 1]), Some(3));
+    assert_eq!(s.sample_from(&top_of(&logits, 3), &[0, 0, 1]), 2, "5/2 and 4/2 fall below 3.9");
+    assert_eq!(s.needs(&[]), Some(1));
+    let greedy_k0 = Sampler::new(SamplerConfig { top_k: 0, temperature: 0.7, ..Default::default() });
+    assert_eq!(greedy_k0.needs(&[]), None, "top-k 0 samples from the whole vocabulary");
+}

@@ -417,6 +417,26 @@ impl Builder<'_> {
         self.dispatch(Kernel::Rope(kv), label, &buffers, groups, traffic, (io.q, n_heads * head_dim))
     }
 
+    /// The best `params.kp` (key, id) pairs of `logits` ([n]) into `out`, through `cand`
+    /// ([n_chunks, kp max]): the chunk and merge passes of topk.wgsl.
+    pub fn topk(
+        &mut self,
+        logits: &wgpu::Buffer,
+        cand: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        params: &wgpu::Buffer,
+        (n, n_chunks): (u32, u32),
+    ) -> Result<[Dispatch; 2]> {
+        // Each entry point's layout holds only the bindings it uses.
+        let (chunk_bufs, merge_bufs) = ([(0, logits), (1, cand), (3, params)], [(1, cand), (2, out), (3, params)]);
+        let traffic = Traffic { read: n as u64 * 4, written: 0, read_per_pos: 0 };
+        let groups = Groups::Fixed(n_chunks, 1, 1);
+        let chunk = self.dispatch(Kernel::TopkChunk, "topk", &chunk_bufs, groups, traffic, (out, 0))?;
+        let one = Groups::Fixed(1, 1, 1);
+        let merge = self.dispatch(Kernel::TopkMerge, "topk merge", &merge_bufs, one, Traffic::default(), (out, 0))?;
+        Ok([chunk, merge])
+    }
+
     /// out = attention of q over the cache for the Step's `n_pos` positions.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(

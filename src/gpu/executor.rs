@@ -18,6 +18,7 @@ use super::profile::{OpTiming, Profiler, TimingMode};
 use super::program::{NoHooks, Program};
 use super::record::Recorder;
 use super::state::StepBuffers;
+use super::topk::{Readback, TopK, TOPK_MAX};
 use crate::error::{Error, Result};
 use crate::generate::{logits_one_by_one, Executor};
 use crate::gguf::GgufFile;
@@ -58,6 +59,8 @@ pub struct GpuModel {
     profiler: Option<Profiler>,
     last_timings: Vec<OpTiming>,
     capture: Option<Capture>,
+    /// The top-k passes over the decoding logits (used where `kernels.readback` says).
+    topk: TopK,
     /// Deliberate faults' delta buffers (`perturb`), kept alive.
     perturb_buffers: Vec<wgpu::Buffer>,
     logits: Vec<f32>, // [n_vocab]
@@ -86,7 +89,7 @@ impl GpuModel {
                 "out of GPU memory while loading the model (its plan needs {total} in all; see `lanterna info --ctx`): {e}"
             ))
         };
-        let (weights, upload_bytes, bufs, step, kernels, programs) = ctx.scoped(
+        let (weights, upload_bytes, bufs, step, kernels, (programs, topk)) = ctx.scoped(
             wgpu::ErrorFilter::OutOfMemory,
             || {
                 let (weights, upload_bytes) = upload_weights(&ctx, g, &cfg)?;
@@ -94,7 +97,11 @@ impl GpuModel {
                 let step = super::kernels::uniform(&ctx, "step", &Step::default());
                 let mut kernels = Kernels::for_device(&ctx)?;
                 let programs = record(&ctx, &mut kernels, &step, &cfg, &weights, &bufs, n_ctx)?;
-                Ok((weights, upload_bytes, bufs, step, kernels, programs))
+                // Made whatever the readback (tests and `set_readback` switch it): small
+                // buffers, two pipelines; the memory plan counts them.
+                let mut b = Builder { ctx: &ctx, kernels: &mut kernels, step: &step, batch: None };
+                let topk = TopK::new(&mut b, &bufs.logits, cfg.n_vocab as u32)?;
+                Ok((weights, upload_bytes, bufs, step, kernels, (programs, topk)))
             },
             oom,
         )?;
@@ -116,12 +123,19 @@ impl GpuModel {
             profiler: None,
             last_timings: Vec::new(),
             capture: None,
+            topk,
             perturb_buffers: Vec::new(),
             n_ctx,
             n_pos: 0,
             upload_bytes,
             upload_ms,
         })
+    }
+
+    /// Read back the sampler's candidates or the whole logits from now on (tests force
+    /// each; `LANTERNA_READBACK` chooses at load).
+    pub fn set_readback(&mut self, readback: Readback) {
+        self.kernels.readback = readback;
     }
 
     /// The kernel configuration in use and where it came from.
@@ -280,6 +294,17 @@ impl GpuModel {
         self.read_logits()
     }
 
+    /// The decoding step for position `pos` (Step written) and the best `k` of its logits,
+    /// found on the GPU: `k` pairs cross back instead of the vocabulary.
+    fn step_top(&mut self, pos: usize, k: usize) -> Result<Vec<(u32, f32)>> {
+        let topk = &self.topk;
+        let mut enc = self.encoder("token, top-k");
+        self.programs.decode.walk(&self.ctx, &mut enc, pos, 1, &mut NoHooks)?;
+        topk.record(&self.ctx, &mut enc, k)?;
+        self.ctx.submit(enc.finish(), "the step")?;
+        topk.read(&self.ctx, k)
+    }
+
     /// The decoding step with every dispatch timed; fills `last_timings`.
     fn step_profiled(&mut self, pos: usize) -> Result<()> {
         let prof = self.profiler.take().ok_or_else(|| Error::Gpu("profiling is not enabled".into()))?;
@@ -429,6 +454,21 @@ impl Executor for GpuModel {
         }
         self.n_pos += 1;
         Ok(&self.logits)
+    }
+
+    /// On the GPU where the kernels read back candidates (`Readback::TopK`) and `k` is
+    /// within what the passes find; otherwise from the whole logits.
+    fn forward_top(&mut self, token: u32, pos: usize, k: usize) -> Result<Vec<(u32, f32)>> {
+        let plain = self.profiler.is_none() && self.capture.is_none();
+        if !(plain && self.kernels.readback == Readback::TopK && (1..=TOPK_MAX).contains(&k)) {
+            return Ok(crate::sampler::top_of(self.forward(token, pos)?, k));
+        }
+        self.check(&[token], pos)?;
+        let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, n_tokens: 1 };
+        self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
+        let top = self.step_top(pos, k)?;
+        self.n_pos += 1;
+        Ok(top)
     }
 
     /// The prompt in chunks of `ubatch` tokens: each weight is read once per chunk, and

@@ -66,6 +66,10 @@ pub enum Kernel {
     Glu,
     Add,
     Softcap,
+    /// Each chunk of the logits sorted, its best candidates kept (topk.wgsl `chunk`).
+    TopkChunk,
+    /// The chunks' candidates merged into the best ones (topk.wgsl `merge`).
+    TopkMerge,
     /// Token-major chunk → column-major, before each prompt matmul.
     Transpose,
     /// The plain f32 copy the profiler measures the adapter's ceiling with.
@@ -243,6 +247,8 @@ impl Kernel {
             Kernel::Glu => "glu".into(),
             Kernel::Add => "add".into(),
             Kernel::Softcap => "softcap".into(),
+            Kernel::TopkChunk => "topk_chunk".into(),
+            Kernel::TopkMerge => "topk_merge".into(),
             Kernel::Transpose => "transpose".into(),
             Kernel::Stream => "stream_f32".into(),
         }
@@ -288,6 +294,8 @@ impl Kernel {
             Kernel::Glu => (format!("{ACT}\n{}", include_str!("../../shaders/glu.wgsl")), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
             Kernel::Softcap => (include_str!("../../shaders/softcap.wgsl").into(), "main"),
+            Kernel::TopkChunk => (include_str!("../../shaders/topk.wgsl").into(), "chunk"),
+            Kernel::TopkMerge => (include_str!("../../shaders/topk.wgsl").into(), "merge"),
             Kernel::Transpose => (include_str!("../../shaders/transpose.wgsl").into(), "main"),
             Kernel::Stream => (include_str!("../../shaders/stream.wgsl").into(), "main"),
         }
@@ -378,6 +386,8 @@ pub struct Kernels {
     /// How a matvec row's lanes add up, and the subgroup size a subgroup reduction is built for.
     pub matvec_reduce: Reduce,
     pub subgroup_size: u32,
+    /// What a decoding step reads back for the sampler.
+    pub readback: super::topk::Readback,
     /// The kind of adapter the choices above were made for, and why.
     pub class: AdapterClass,
     pub class_from: &'static str,
@@ -463,6 +473,7 @@ impl Kernels {
             matvec_x: MatvecX::Storage,
             matvec_reduce: Reduce::Workgroup,
             subgroup_size: 0,
+            readback: super::topk::Readback::Logits,
             class: AdapterClass::Gpu,
             class_from: "the defaults",
         }
@@ -485,6 +496,7 @@ impl Kernels {
             matvec_x: MatvecX::for_adapter(limits, matvec.tpr),
             matvec_reduce: Reduce::for_adapter(info, features),
             subgroup_size: info.subgroup_min_size,
+            readback: super::topk::Readback::for_class(class),
             ..Self::new(limits)
         })
     }
@@ -492,14 +504,15 @@ impl Kernels {
     /// The configuration in use and where it came from, for people.
     pub fn describe(&self) -> String {
         format!(
-            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {:?}",
+            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {:?}; reads back {:?}",
             self.class.name(),
             self.class_from,
             self.matvec,
             self.tuning_note(),
             self.matvec_reduce,
             self.matvec_x,
-            self.matmul_x
+            self.matmul_x,
+            self.readback
         )
     }
 

@@ -3,7 +3,8 @@
 //!
 //! context → buffers (weights) + state (activations, KV cache, tables) → builder (one
 //! kernel's dispatch) → record (the recipe's ops as dispatches) → program (segments and the
-//! walker) → executor (`GpuModel`); profile and capture are walk hooks.
+//! walker) → executor (`GpuModel`) → topk (the sampler's candidates, read back instead of
+//! the vocabulary); profile and capture are walk hooks.
 
 pub mod buffers;
 pub mod builder;
@@ -18,6 +19,7 @@ pub mod profile;
 pub mod program;
 pub mod record;
 pub mod state;
+pub mod topk;
 pub mod tune;
 
 pub use context::{AdapterChoice, GpuContext};

@@ -121,6 +121,18 @@ pub struct AttnParams {
 }
 const _: () = assert!(std::mem::size_of::<AttnParams>() == 48);
 
+/// shaders/topk.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug, Default)]
+pub struct TopkParams {
+    pub n: u32,
+    /// Candidates kept (a power of two).
+    pub kp: u32,
+    pub n_chunks: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<TopkParams>() == 16);
+
 /// shaders/softcap.wgsl
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]

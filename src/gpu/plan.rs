@@ -151,17 +151,28 @@ fn step_items(c: &Config, n_ctx: usize, ubatch: usize) -> Vec<PlanItem> {
 }
 
 /// Prompt-chunk scratch, RoPE tables, token ids, logits and their readback.
+/// topk.rs's candidate buffer: TOPK_MAX (key, id) pairs per 2048 logits.
+fn topk_candidate_bytes(n_vocab: usize) -> u64 {
+    (n_vocab.div_ceil(2048) * super::topk::TOPK_MAX * 8) as u64
+}
+
 fn other_items(c: &Config, n_ctx: usize, ubatch: usize) -> Vec<PlanItem> {
     let widest = c.n_embd.max(c.n_head * c.head_dim_v).max(c.n_ff);
     let (n_tables, table) = (rope_tables(c) as u64, f32_bytes(n_ctx * c.n_rot));
     let mut staging = item("logits readback".into(), Category::Other, 1, (c.n_vocab * 4).max(4) as u64, 0);
     staging.bound_whole = false;
+    let topk_bytes = (super::topk::TOPK_MAX * 8) as u64;
+    let mut topk_out = item("top-k result and its readback".into(), Category::Other, 2, topk_bytes, 0);
+    topk_out.bound_whole = false;
     vec![
         item("prompt chunk, column-major".into(), Category::Other, 1, f32_bytes(widest * ubatch), 0),
         item("chunk token ids".into(), Category::Other, 1, (ubatch * 4) as u64, 0),
         item("RoPE cos/sin tables".into(), Category::Other, n_tables, table, (c.n_rot * 4) as u64),
         item("logits".into(), Category::Other, 1, f32_bytes(c.n_vocab), 0),
         staging,
+        // Where a step reads back candidates (GPUs): each chunk's best, then the best.
+        item("top-k candidates".into(), Category::Other, 1, topk_candidate_bytes(c.n_vocab), 0),
+        topk_out,
     ]
 }
 
