@@ -347,72 +347,148 @@ fn rope_rotates_q_and_k_and_appends_k_and_v_to_the_cache() {
     }
 }
 
-#[test]
-fn attention_grouped_causal_and_windowed() {
-    let Some(mut r) = rig() else { return };
-    // Both kernels: the plain one, and the subgroup one where the device has subgroups of
-    // 8+ (what lavapipe runs; head width 40 is a multiple of 8, value width 24 is not one of 64).
-    let mut variants = vec![(MatmulX::Vec4, Kernel::Attention as fn(KvType) -> Kernel)];
-    if r.ctx.features.contains(wgpu::Features::SUBGROUP) && r.ctx.info.subgroup_min_size >= 8 {
-        variants.push((MatmulX::Subgroup, Kernel::AttentionSubgroup));
-    }
-    let kvs = variants.iter().flat_map(|&(x, kernel)| [KvType::F32, KvType::F16].map(|kv| (x, kernel(kv), kv)));
-    for (x, kernel, kv) in kvs.collect::<Vec<_>>() {
-        r.kernels.matmul_x = x;
-        let (n_head, n_head_kv, hd, hdv, n_ctx, n_pos) = (6usize, 2usize, 40usize, 24usize, 70usize, 67usize);
-        let (ks, vs) = (n_head_kv * hd, n_head_kv * hdv);
-        let q = rand_f32(n_head * hd, 31);
-        // Scores of a few units, as in real models, so the softmax is not flat.
-        // The cache keeps what its type can (the CPU twin attends over the rounded values).
-        let k: Vec<f32> = rand_f32(n_ctx * ks, 32).iter().map(|v| kv.round(v * 3.0)).collect();
-        let v: Vec<f32> = rand_f32(n_ctx * vs, 33).iter().map(|&v| kv.round(v)).collect();
-        let scale = 1.0 / (hd as f32).sqrt();
-        for (window, softcap) in [(0usize, None), (10, None), (0, Some(1.5f32))] {
-            let first = if window > 0 { n_pos.saturating_sub(window) } else { 0 };
-            let mut want = vec![0f32; n_head * hdv];
-            for h in 0..n_head {
-                let kvh = h / (n_head / n_head_kv);
-                ops::attention_head(
-                    &q[h * hd..(h + 1) * hd],
-                    &k,
-                    ks,
-                    kvh * hd,
-                    &v,
-                    vs,
-                    kvh * hdv,
-                    first,
-                    n_pos,
-                    scale,
-                    softcap,
-                    &mut want[h * hdv..(h + 1) * hdv],
-                );
-            }
-            let qb = f32_buffer_init(&r.ctx, "q", &q);
-            let kb = f32_buffer_init(&r.ctx, "k", &cache_words(&k, kv));
-            let vb = f32_buffer_init(&r.ctx, "v", &cache_words(&v, kv));
-            let sb = f32_buffer(&r.ctx, "scores", n_head * n_ctx);
-            let ob = f32_buffer(&r.ctx, "out", n_head * hdv);
-            let p = AttnParams {
-                group: (n_head / n_head_kv) as u32,
-                head_dim: hd as u32,
-                head_dim_v: hdv as u32,
-                k_stride: ks as u32,
-                v_stride: vs as u32,
-                n_ctx: n_ctx as u32,
-                window: window as u32,
+/// One attention geometry: heads, KV heads, key and value widths, cached positions.
+struct AttnCase {
+    n_head: usize,
+    n_head_kv: usize,
+    hd: usize,
+    hdv: usize,
+    n_ctx: usize,
+}
+
+/// The CPU twin over `tokens` consecutive queries whose first sees `n_pos` positions.
+#[allow(clippy::too_many_arguments)]
+fn attention_want(
+    c: &AttnCase,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n_pos: usize,
+    tokens: usize,
+    window: usize,
+    softcap: Option<f32>,
+) -> Vec<f32> {
+    let (ks, vs, scale) = (c.n_head_kv * c.hd, c.n_head_kv * c.hdv, 1.0 / (c.hd as f32).sqrt());
+    let mut want = vec![0f32; tokens * c.n_head * c.hdv];
+    for t in 0..tokens {
+        let n = n_pos + t;
+        let first = if window > 0 { n.saturating_sub(window) } else { 0 };
+        for h in 0..c.n_head {
+            let kvh = h / (c.n_head / c.n_head_kv);
+            let (qh, oh) = ((t * c.n_head + h) * c.hd, (t * c.n_head + h) * c.hdv);
+            let out = &mut want[oh..oh + c.hdv];
+            ops::attention_head(
+                &q[qh..qh + c.hd],
+                k,
+                ks,
+                kvh * c.hd,
+                v,
+                vs,
+                kvh * c.hdv,
+                first,
+                n,
                 scale,
-                softcap: softcap.unwrap_or(0.0),
-                _pad: [0; 3],
-            };
-            let d = r.builder().attention("attention", &qb, &kb, &vb, &sb, &ob, n_head as u32, p, kv).unwrap();
-            assert_eq!(d.kernel, kernel);
-            run_once(&r.ctx, &r.step, Step { pos: n_pos as u32 - 1, n_pos: n_pos as u32, ..Default::default() }, &[d])
-                .unwrap();
-            let e = nmse(&read_f32(&r.ctx, &ob, n_head * hdv).unwrap(), &want);
-            assert!(e < F32_NMSE, "{kernel:?} window {window} softcap {softcap:?}: NMSE {e:e}");
+                softcap,
+                out,
+            );
         }
-        println!("{kernel:?}: within NMSE {F32_NMSE:e}");
     }
+    want
+}
+
+/// Flash-decoding attention against the CPU twin under every way an adapter can spread it:
+/// a query head or a whole KV group per workgroup, the positions split 1, 3 or 32 ways
+/// (more splits than a window has positions leaves some empty), f32 and f16 caches, a
+/// window and a soft-cap, three tokens in one dispatch; widths that are not multiples of
+/// the 64 threads (a value head of 130 takes three per thread) and more than one tile of
+/// positions.
+#[test]
+fn attention_every_split_and_grouping() {
+    use lanterna::gpu::builder::AttnIo;
+    use lanterna::gpu::kernels::AttnChoice;
+    let Some(mut r) = rig() else { return };
+    let cases = [
+        AttnCase { n_head: 6, n_head_kv: 2, hd: 40, hdv: 24, n_ctx: 70 },
+        AttnCase { n_head: 8, n_head_kv: 2, hd: 72, hdv: 130, n_ctx: 150 },
+    ];
+    let mut runs = 0;
+    for c in &cases {
+        let (ks, vs, tokens) = (c.n_head_kv * c.hd, c.n_head_kv * c.hdv, 3usize);
+        let n_pos = c.n_ctx - tokens;
+        let q = rand_f32(tokens * c.n_head * c.hd, 31);
+        for kv in [KvType::F32, KvType::F16] {
+            // Scores of a few units, as in real models, so the softmax is not flat; the
+            // cache keeps what its type can (the CPU twin attends over the rounded values).
+            let k: Vec<f32> = rand_f32(c.n_ctx * ks, 32).iter().map(|v| kv.round(v * 3.0)).collect();
+            let v: Vec<f32> = rand_f32(c.n_ctx * vs, 33).iter().map(|&v| kv.round(v)).collect();
+            let (qb, kb, vb) = (
+                f32_buffer_init(&r.ctx, "q", &q),
+                f32_buffer_init(&r.ctx, "k", &cache_words(&k, kv)),
+                f32_buffer_init(&r.ctx, "v", &cache_words(&v, kv)),
+            );
+            let partials = f32_buffer(&r.ctx, "partials", tokens * c.n_head * 32 * (c.hdv + 2));
+            for (share_group, splits) in [(false, 1), (true, 1), (true, 3), (true, 32)] {
+                r.kernels.attention = AttnChoice { share_group, splits: Some(splits) };
+                for (window, softcap) in [(0usize, None), (10, None), (0, Some(1.5f32))] {
+                    let want = attention_want(c, &q, &k, &v, n_pos, tokens, window, softcap);
+                    let ob = f32_buffer(&r.ctx, "out", tokens * c.n_head * c.hdv);
+                    let p = AttnParams {
+                        group: (c.n_head / c.n_head_kv) as u32,
+                        head_dim: c.hd as u32,
+                        head_dim_v: c.hdv as u32,
+                        k_stride: ks as u32,
+                        v_stride: vs as u32,
+                        splits: 0,
+                        window: window as u32,
+                        scale: 1.0 / (c.hd as f32).sqrt(),
+                        softcap: softcap.unwrap_or(0.0),
+                        _pad: [0; 3],
+                    };
+                    let io = AttnIo {
+                        q: &qb,
+                        k_cache: &kb,
+                        v_cache: &vb,
+                        partials: &partials,
+                        out: &ob,
+                        n_head: c.n_head as u32,
+                        kv,
+                    };
+                    let ds: Vec<_> = r
+                        .builder()
+                        .attention("attention", io, p)
+                        .unwrap()
+                        .into_iter()
+                        .map(|mut d| {
+                            let (gx, gy, gz) = d.groups.at(tokens as u32);
+                            d.groups = Groups::Fixed(gx, gy, gz);
+                            d
+                        })
+                        .collect();
+                    assert_eq!(
+                        ds.len(),
+                        if splits > 1 { 2 } else { 1 },
+                        "a reduce pass exactly where positions are split"
+                    );
+                    let step = Step {
+                        pos: n_pos as u32 - 1,
+                        n_pos: n_pos as u32,
+                        n_tokens: tokens as u32,
+                        ..Default::default()
+                    };
+                    run_once(&r.ctx, &r.step, step, &ds).unwrap();
+                    let e = nmse(&read_f32(&r.ctx, &ob, want.len()).unwrap(), &want);
+                    let name = ds[0].kernel.name();
+                    assert!(
+                        e < F32_NMSE,
+                        "{name} hd {} splits {splits} window {window} softcap {softcap:?}: NMSE {e:e}",
+                        c.hd
+                    );
+                    runs += 1;
+                }
+            }
+        }
+    }
+    println!("{runs} attention configurations within NMSE {F32_NMSE:e}");
 }
 
 /// The matvecs that finish with a fused op, against the CPU twins run one after the other:

@@ -5,7 +5,7 @@
 use super::buffers::GpuTensor;
 use super::context::GpuContext;
 use super::kernels::{
-    bind, uniform, Dispatch, Finish, Groups, Kernel, Kernels, MatmulX, MatvecX, Traffic, UNIFORM_X_BYTES, WG,
+    bind, uniform, AttnChoice, Dispatch, Finish, Groups, Kernel, Kernels, MatvecX, Traffic, UNIFORM_X_BYTES, WG,
 };
 use super::params::*;
 use crate::error::Result;
@@ -45,6 +45,21 @@ pub struct Builder<'a> {
 /// Tokens each matmul thread computes (the shader's mat2x4 accumulator); chunk buffers
 /// hold a multiple of it.
 pub const MATMUL_TOKENS: u32 = 8;
+
+/// The buffers of `attention`.
+pub struct AttnIo<'a> {
+    /// [tokens, n_head, head_dim]
+    pub q: &'a wgpu::Buffer,
+    /// [n_ctx, k_dim] and [n_ctx, v_dim], f32 or f16 pairs as `kv` says.
+    pub k_cache: &'a wgpu::Buffer,
+    pub v_cache: &'a wgpu::Buffer,
+    /// [n_head, ATTN_MAX_SPLITS, head_dim_v + 2] the splits' partial outputs.
+    pub partials: &'a wgpu::Buffer,
+    /// [tokens, n_head, head_dim_v]
+    pub out: &'a wgpu::Buffer,
+    pub n_head: u32,
+    pub kv: KvType,
+}
 
 /// The buffers of `rope_store`: what rotates and what is appended where.
 pub struct RopeIo<'a> {
@@ -437,45 +452,37 @@ impl Builder<'_> {
         Ok([chunk, merge])
     }
 
-    /// out = attention of q over the cache for the Step's `n_pos` positions.
-    #[allow(clippy::too_many_arguments)]
-    pub fn attention(
-        &mut self,
-        label: &str,
-        q: &wgpu::Buffer,
-        k_cache: &wgpu::Buffer,
-        v_cache: &wgpu::Buffer,
-        scores: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        n_head: u32,
-        p: AttnParams,
-        kv: KvType,
-    ) -> Result<Dispatch> {
+    /// out = attention of q over the cache for the Step's `n_pos` positions: one dispatch,
+    /// and a reduce pass where a decoding step splits the positions (`AttnChoice`).
+    /// `p.splits` is set here.
+    pub fn attention(&mut self, label: &str, io: AttnIo<'_>, mut p: AttnParams) -> Result<Vec<Dispatch>> {
+        let rv = p.head_dim_v.div_ceil(WG);
+        AttnChoice::check(p.head_dim, rv)?;
+        let choice = self.kernels.attention;
+        let heads = choice.heads(p.group, p.head_dim, rv);
+        let blocks = io.n_head / heads;
+        p.splits = if self.batch.is_some() { 1 } else { choice.splits(blocks) };
         let pb = uniform(self.ctx, label, &p);
         let step = self.step;
-        // Per position: each query head reads its KV head's key and value and writes and
-        // re-reads its score twice.
+        // Per position: each workgroup's KV head's key and value, once for its heads.
+        let kv_bytes = io.kv.bytes() as u64;
         let traffic = Traffic {
-            read: n_head as u64 * p.head_dim as u64 * 4,
-            written: n_head as u64 * p.head_dim_v as u64 * 4,
-            read_per_pos: n_head as u64 * ((p.head_dim + p.head_dim_v) as u64 * 4 + 16),
+            read: io.n_head as u64 * p.head_dim as u64 * 4,
+            written: io.n_head as u64 * p.head_dim_v as u64 * 4,
+            read_per_pos: blocks as u64 * (p.head_dim + p.head_dim_v) as u64 * kv_bytes,
         };
-        let groups = Groups::PerToken { x: n_head, per: 1 };
-        // The subgroup variant shares the query and the weights through broadcasts; it
-        // reads head_dim in steps of 8 and needs subgroups of 8 (as the prompt matmul).
-        let kernel = if self.kernels.matmul_x == MatmulX::Subgroup && p.head_dim.is_multiple_of(8) {
-            Kernel::AttentionSubgroup(kv)
-        } else {
-            Kernel::Attention(kv)
-        };
-        self.dispatch(
-            kernel,
-            label,
-            &[(0, q), (1, k_cache), (2, v_cache), (3, scores), (4, out), (5, &pb), (6, step)],
-            groups,
-            traffic,
-            (out, n_head * p.head_dim_v),
-        )
+        let groups = Groups::PerToken { x: blocks * p.splits, per: 1 };
+        let out = (io.out, io.n_head * p.head_dim_v);
+        let bufs = [(0, io.q), (1, io.k_cache), (2, io.v_cache), (3, io.partials), (4, io.out), (5, &pb), (6, step)];
+        let main = self.dispatch(Kernel::Attention(io.kv, heads, rv), label, &bufs, groups, traffic, out)?;
+        if p.splits == 1 {
+            return Ok(vec![main]);
+        }
+        let bufs = [(3, io.partials), (4, io.out), (5, &pb)];
+        let rows = Groups::PerToken { x: io.n_head, per: 1 };
+        let label = format!("{label}+reduce");
+        let reduce = self.dispatch(Kernel::AttentionReduce, &label, &bufs, rows, Traffic::default(), out)?;
+        Ok(vec![main, reduce])
     }
 
     /// gate = act(gate) * up

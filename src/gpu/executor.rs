@@ -279,27 +279,27 @@ impl GpuModel {
         enc.copy_buffer_to_buffer(&self.bufs.logits, 0, &self.bufs.staging, 0, (self.cfg.n_vocab * 4) as u64);
     }
 
-    /// The decoding step for position `pos` (Step written), with capture if enabled.
-    fn step_plain(&mut self, pos: usize) -> Result<()> {
+    /// The decoding step (Step written), with capture if enabled.
+    fn step_plain(&mut self) -> Result<()> {
         let mut enc = self.encoder("token");
         match &mut self.capture {
             Some(cap) => {
-                self.programs.decode.walk(&self.ctx, &mut enc, pos, 1, cap)?;
+                self.programs.decode.walk(&self.ctx, &mut enc, 1, cap)?;
                 cap.finish(&mut enc);
             }
-            None => self.programs.decode.walk(&self.ctx, &mut enc, pos, 1, &mut NoHooks)?,
+            None => self.programs.decode.walk(&self.ctx, &mut enc, 1, &mut NoHooks)?,
         }
         self.copy_logits(&mut enc);
         self.ctx.submit(enc.finish(), "the step")?;
         self.read_logits()
     }
 
-    /// The decoding step for position `pos` (Step written) and the best `k` of its logits,
+    /// The decoding step (Step written) and the best `k` of its logits,
     /// found on the GPU: `k` pairs cross back instead of the vocabulary.
-    fn step_top(&mut self, pos: usize, k: usize) -> Result<Vec<(u32, f32)>> {
+    fn step_top(&mut self, k: usize) -> Result<Vec<(u32, f32)>> {
         let topk = &self.topk;
         let mut enc = self.encoder("token, top-k");
-        self.programs.decode.walk(&self.ctx, &mut enc, pos, 1, &mut NoHooks)?;
+        self.programs.decode.walk(&self.ctx, &mut enc, 1, &mut NoHooks)?;
         topk.record(&self.ctx, &mut enc, k)?;
         self.ctx.submit(enc.finish(), "the step")?;
         topk.read(&self.ctx, k)
@@ -311,7 +311,7 @@ impl GpuModel {
         let mut hooks = prof.step();
         let mut enc = self.encoder("profiled token");
         let r = (|| {
-            self.programs.decode.walk(&self.ctx, &mut enc, pos, 1, &mut hooks)?;
+            self.programs.decode.walk(&self.ctx, &mut enc, 1, &mut hooks)?;
             prof.finish(&mut enc, &hooks);
             self.copy_logits(&mut enc);
             self.ctx.submit(enc.finish(), "the profiled step")?;
@@ -331,7 +331,7 @@ impl GpuModel {
         let step = Step { token: chunk[0], pos: p0 as u32, n_pos: p0 as u32 + 1, n_tokens: n };
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
         let mut enc = self.encoder("prompt chunk");
-        self.programs.prefill.walk(&self.ctx, &mut enc, p0, n, &mut NoHooks)?;
+        self.programs.prefill.walk(&self.ctx, &mut enc, n, &mut NoHooks)?;
         Ok(enc)
     }
 
@@ -389,7 +389,7 @@ impl GpuModel {
         let (n, n_vocab) = (chunk.len(), self.cfg.n_vocab);
         let mut enc = self.chunk_encoder(chunk, p0)?;
         let head = self.all_head.as_ref().ok_or_else(|| Error::Gpu("all-token head missing".into()))?;
-        head.program.walk(&self.ctx, &mut enc, p0, n as u32, &mut NoHooks)?;
+        head.program.walk(&self.ctx, &mut enc, n as u32, &mut NoHooks)?;
         enc.copy_buffer_to_buffer(&head.logits, 0, &head.staging, 0, (n * n_vocab * 4) as u64);
         self.ctx.submit(enc.finish(), "the prompt chunk")?;
         let mut rows = vec![0f32; n * n_vocab];
@@ -450,7 +450,7 @@ impl Executor for GpuModel {
         if self.profiler.is_some() {
             self.step_profiled(pos)?;
         } else {
-            self.step_plain(pos)?;
+            self.step_plain()?;
         }
         self.n_pos += 1;
         Ok(&self.logits)
@@ -466,7 +466,7 @@ impl Executor for GpuModel {
         self.check(&[token], pos)?;
         let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, n_tokens: 1 };
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
-        let top = self.step_top(pos, k)?;
+        let top = self.step_top(k)?;
         self.n_pos += 1;
         Ok(top)
     }
@@ -489,7 +489,7 @@ impl Executor for GpuModel {
             let p0 = pos + ci * self.ubatch;
             let mut enc = self.chunk_encoder(chunk, p0)?;
             if ci + 1 == n_chunks {
-                self.programs.prefill_tail.walk(&self.ctx, &mut enc, p0, chunk.len() as u32, &mut NoHooks)?;
+                self.programs.prefill_tail.walk(&self.ctx, &mut enc, chunk.len() as u32, &mut NoHooks)?;
                 self.copy_logits(&mut enc);
             }
             self.ctx.submit(enc.finish(), "the prompt chunk")?;

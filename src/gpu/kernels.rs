@@ -12,7 +12,6 @@ use crate::quant::GgmlType;
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const KSCALE: &str = include_str!("../../shaders/quant/kscale.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
-const ATTN_COMMON: &str = include_str!("../../shaders/attention_common.wgsl");
 const ACT: &str = include_str!("../../shaders/act.wgsl");
 const MATVEC_ROWS: &str = include_str!("../../shaders/matvec_rows.wgsl");
 
@@ -59,10 +58,11 @@ pub enum Kernel {
     RmsNormInplace,
     /// RoPE of q and k, and the append of k and v to the cache of that type.
     Rope(KvType),
-    /// Attention over a cache of that type.
-    Attention(KvType),
-    /// The same with subgroup broadcasts (subgroups of 8+, head_dim a multiple of 8).
-    AttentionSubgroup(KvType),
+    /// Flash-decoding attention over a cache of that type, with (query heads per
+    /// workgroup, value dims per thread and head) as its override constants.
+    Attention(KvType, u32, u32),
+    /// The combination of attention's splits.
+    AttentionReduce,
     Glu,
     Add,
     Softcap,
@@ -106,6 +106,72 @@ impl MatvecShape {
 impl std::fmt::Display for MatvecShape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}/{}", self.wg, self.tpr, self.rows)
+    }
+}
+
+/// The most splits of the visible positions a decoding attention takes (the partials
+/// buffer is sized for them).
+pub const ATTN_MAX_SPLITS: usize = 32;
+/// attention.wgsl's limits: HEADS * head_dim queries in workgroup memory, HEADS * RV
+/// accumulators per thread.
+const ATTN_QMAX: u32 = 1024;
+const ATTN_HMAX: u32 = 16;
+/// Workgroups an automatic split aims at: a few per compute unit of a large GPU.
+const ATTN_TARGET_GROUPS: u32 = 128;
+
+/// How attention spreads over workgroups (see attention.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnChoice {
+    /// The query heads of a KV group share a workgroup (each key and value read once per
+    /// group), or take one each (more workgroups, for CPU adapters' threads).
+    pub share_group: bool,
+    /// Splits of the visible positions when decoding; None: enough to make about
+    /// ATTN_TARGET_GROUPS workgroups.
+    pub splits: Option<u32>,
+}
+
+impl AttnChoice {
+    /// Every adapter shares a group's keys and values (on lavapipe too: SmolLM2's attention
+    /// 217 µs against 299 µs a head per workgroup); GPUs split the positions to fill their
+    /// units, CPU adapters do not (the reduce pass cost lavapipe 235 µs more on Gemma-3 than
+    /// the split saved). Forced by `LANTERNA_ATTN_HEADS=group|one`, `LANTERNA_ATTN_SPLITS=N`.
+    pub fn for_class(class: AdapterClass) -> Self {
+        let gpu = class == AdapterClass::Gpu;
+        let share_group = std::env::var("LANTERNA_ATTN_HEADS").as_deref() != Ok("one");
+        let env_splits = std::env::var("LANTERNA_ATTN_SPLITS").ok().and_then(|v| v.parse::<u32>().ok());
+        let splits = env_splits.map(|n| n.clamp(1, ATTN_MAX_SPLITS as u32)).or(if gpu { None } else { Some(1) });
+        AttnChoice { share_group, splits }
+    }
+
+    /// Query heads per workgroup for a group of `group` heads: the largest divisor of the
+    /// group within the kernel's limits when shared, else 1.
+    pub fn heads(self, group: u32, head_dim: u32, rv: u32) -> u32 {
+        let fits = |d: u32| d * head_dim <= ATTN_QMAX && d * rv <= ATTN_HMAX;
+        match self.share_group {
+            true => (1..=group).rev().find(|&d| group.is_multiple_of(d) && fits(d)).unwrap_or(1),
+            false => 1,
+        }
+    }
+
+    /// Splits for a decoding dispatch of `groups` workgroups per split.
+    pub fn splits(self, groups: u32) -> u32 {
+        let auto = || (ATTN_TARGET_GROUPS / groups.max(1)).max(1);
+        self.splits.unwrap_or_else(auto).clamp(1, ATTN_MAX_SPLITS as u32)
+    }
+
+    /// The limits a model's heads must keep to (head widths up to 1024).
+    pub fn check(head_dim: u32, rv: u32) -> crate::error::Result<()> {
+        if head_dim > ATTN_QMAX || rv > ATTN_HMAX {
+            let msg = format!("attention supports heads up to {ATTN_QMAX} wide, not {head_dim}");
+            return Err(crate::error::Error::Usage(msg));
+        }
+        Ok(())
+    }
+
+    fn describe(self) -> String {
+        let heads = if self.share_group { "the query heads of a KV group" } else { "one query head" };
+        let splits = self.splits.map_or("splits filling the GPU".to_string(), |n| format!("{n} split(s)"));
+        format!("{heads} per workgroup, {splits}")
     }
 }
 
@@ -242,8 +308,8 @@ impl Kernel {
             Kernel::RmsNorm => "rms_norm".into(),
             Kernel::RmsNormInplace => "rms_norm_inplace".into(),
             Kernel::Rope(kv) => format!("rope{}", kv_suffix(kv)),
-            Kernel::Attention(kv) => format!("attention{}", kv_suffix(kv)),
-            Kernel::AttentionSubgroup(kv) => format!("attention_sg{}", kv_suffix(kv)),
+            Kernel::Attention(kv, heads, _) => format!("attention_h{heads}{}", kv_suffix(kv)),
+            Kernel::AttentionReduce => "attention_reduce".into(),
             Kernel::Glu => "glu".into(),
             Kernel::Add => "add".into(),
             Kernel::Softcap => "softcap".into(),
@@ -285,12 +351,8 @@ impl Kernel {
                 (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_inplace")
             }
             Kernel::Rope(_) => (include_str!("../../shaders/rope.wgsl").into(), "main"),
-            Kernel::Attention(_) => {
-                (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention.wgsl")), "main")
-            }
-            Kernel::AttentionSubgroup(_) => {
-                (format!("{REDUCE}\n{ATTN_COMMON}\n{}", include_str!("../../shaders/attention_subgroup.wgsl")), "main")
-            }
+            Kernel::Attention(..) => (include_str!("../../shaders/attention.wgsl").into(), "main"),
+            Kernel::AttentionReduce => (include_str!("../../shaders/attention.wgsl").into(), "reduce"),
             Kernel::Glu => (format!("{ACT}\n{}", include_str!("../../shaders/glu.wgsl")), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
             Kernel::Softcap => (include_str!("../../shaders/softcap.wgsl").into(), "main"),
@@ -388,6 +450,8 @@ pub struct Kernels {
     pub subgroup_size: u32,
     /// What a decoding step reads back for the sampler.
     pub readback: super::topk::Readback,
+    /// How attention spreads over workgroups.
+    pub attention: AttnChoice,
     /// The kind of adapter the choices above were made for, and why.
     pub class: AdapterClass,
     pub class_from: &'static str,
@@ -474,6 +538,7 @@ impl Kernels {
             matvec_reduce: Reduce::Workgroup,
             subgroup_size: 0,
             readback: super::topk::Readback::Logits,
+            attention: AttnChoice { share_group: true, splits: Some(1) },
             class: AdapterClass::Gpu,
             class_from: "the defaults",
         }
@@ -497,6 +562,7 @@ impl Kernels {
             matvec_reduce: Reduce::for_adapter(info, features),
             subgroup_size: info.subgroup_min_size,
             readback: super::topk::Readback::for_class(class),
+            attention: AttnChoice::for_class(class),
             ..Self::new(limits)
         })
     }
@@ -504,7 +570,7 @@ impl Kernels {
     /// The configuration in use and where it came from, for people.
     pub fn describe(&self) -> String {
         format!(
-            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {:?}; reads back {:?}",
+            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {:?}; attention: {}; reads back {:?}",
             self.class.name(),
             self.class_from,
             self.matvec,
@@ -512,6 +578,7 @@ impl Kernels {
             self.matvec_reduce,
             self.matvec_x,
             self.matmul_x,
+            self.attention.describe(),
             self.readback
         )
     }
@@ -524,8 +591,9 @@ impl Kernels {
             let constants: Vec<(&str, f64)> = match k {
                 Kernel::Matvec(_, _, f, r, shape) => self.matvec_constants(r, Some(f), shape),
                 Kernel::MatvecQkv(_, _, r, shape) => self.matvec_constants(r, None, shape),
-                Kernel::Rope(kv) | Kernel::Attention(kv) | Kernel::AttentionSubgroup(kv) => {
-                    vec![("KV_F16", (kv == KvType::F16) as u32 as f64)]
+                Kernel::Rope(kv) => vec![("KV_F16", (kv == KvType::F16) as u32 as f64)],
+                Kernel::Attention(kv, heads, rv) => {
+                    vec![("KV_F16", (kv == KvType::F16) as u32 as f64), ("HEADS", heads as f64), ("RV", rv as f64)]
                 }
                 _ => Vec::new(),
             };

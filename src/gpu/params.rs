@@ -112,7 +112,8 @@ pub struct AttnParams {
     pub head_dim_v: u32,
     pub k_stride: u32,
     pub v_stride: u32,
-    pub n_ctx: u32,
+    /// Workgroups along the visible positions (1: the output is written without a reduce pass).
+    pub splits: u32,
     pub window: u32,
     pub scale: f32,
     /// Scores become softcap·tanh(s/softcap) when > 0 (Gemma 2).

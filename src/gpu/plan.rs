@@ -5,6 +5,7 @@
 //! counts them).
 
 use super::buffers::x_buffer_floats;
+use super::kernels::ATTN_MAX_SPLITS;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::model::{Act, Config, ModelWeights};
@@ -58,12 +59,14 @@ pub struct MemoryPlan {
 }
 
 /// Floats of each activation buffer for steps of `tokens` tokens (`Act::LAYER`, then the
-/// attention scores), as `state.rs` allocates them.
-pub fn activation_floats(c: &Config, tokens: usize, n_ctx: usize) -> Vec<(&'static str, usize)> {
+/// attention partials), as `state.rs` allocates them.
+pub fn activation_floats(c: &Config, tokens: usize) -> Vec<(&'static str, usize)> {
     let layer = Act::LAYER.iter().map(|a| (a.name(), tokens * a.width(c)));
     // Decoding's activations are `x_buffer`s (a matvec may bind them as uniform): padded.
     let layer = layer.map(|(n, f)| (n, if tokens == 1 { x_buffer_floats(f) } else { f }));
-    layer.chain([("scores", tokens * c.n_head * n_ctx)]).collect()
+    // Flash-decoding's per-split partial outputs (decoding only: a chunk never splits).
+    let partials = if tokens == 1 { c.n_head * ATTN_MAX_SPLITS * (c.head_dim_v + 2) } else { 1 };
+    layer.chain([("partials", partials)]).collect()
 }
 
 /// The prompt chunk size for a context: 64, or less for a tiny context (a multiple of 8).
@@ -141,10 +144,9 @@ fn step_items(c: &Config, n_ctx: usize, ubatch: usize) -> Vec<PlanItem> {
         items.push(item(what, Category::KvCache, n_layer, n_ctx as u64 * per_pos, per_pos));
     }
     for (tokens, step) in [(1, "decoding"), (ubatch, "prompt chunk")] {
-        for (name, floats) in activation_floats(c, tokens, n_ctx) {
-            let per_pos = if name == "scores" { (tokens * c.n_head * 4) as u64 } else { 0 };
+        for (name, floats) in activation_floats(c, tokens) {
             let what = format!("{name} ({step}, {tokens} tokens)");
-            items.push(item(what, Category::Activations, 1, f32_bytes(floats), per_pos));
+            items.push(item(what, Category::Activations, 1, f32_bytes(floats), 0));
         }
     }
     items

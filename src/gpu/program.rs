@@ -10,12 +10,6 @@ use crate::error::{Error, Result};
 /// A run of dispatches in one compute pass, or a copy between passes.
 pub enum Segment {
     Pass(Vec<Dispatch>),
-    /// Append the step's K or V rows (`bytes` per token, in `src`) to a cache at `pos * bytes`.
-    CopyKv {
-        src: wgpu::Buffer,
-        dst: wgpu::Buffer,
-        bytes: u64,
-    },
     /// Copy the step's last token row (`bytes` long) of `src` to the start of `dst`.
     CopyLastRow {
         src: wgpu::Buffer,
@@ -92,21 +86,11 @@ impl Program {
         })
     }
 
-    /// Record the step for `n` tokens at position `pos` into `enc`.
-    pub fn walk(
-        &self,
-        ctx: &GpuContext,
-        enc: &mut wgpu::CommandEncoder,
-        pos: usize,
-        n: u32,
-        hooks: &mut impl Hooks,
-    ) -> Result<()> {
+    /// Record the step for `n` tokens into `enc` (its position is in the Step uniform).
+    pub fn walk(&self, ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, n: u32, hooks: &mut impl Hooks) -> Result<()> {
         for (si, seg) in self.segments.iter().enumerate() {
             match seg {
                 Segment::Pass(ds) => self.walk_pass(ctx, enc, si, ds, n, hooks)?,
-                Segment::CopyKv { src, dst, bytes } => {
-                    enc.copy_buffer_to_buffer(src, 0, dst, pos as u64 * bytes, n as u64 * bytes)
-                }
                 Segment::CopyLastRow { src, dst, bytes } => {
                     enc.copy_buffer_to_buffer(src, (n as u64 - 1) * bytes, dst, 0, *bytes)
                 }

@@ -8,7 +8,7 @@
 //! met meanwhile wait for the fused dispatch.
 
 use super::buffers::GpuTensor;
-use super::builder::{Builder, RopeIo, Then};
+use super::builder::{AttnIo, Builder, RopeIo, Then};
 use super::kernels::Dispatch;
 use super::params::AttnParams;
 use super::program::{Mark, Program, Segment};
@@ -151,7 +151,7 @@ impl<'a, 'b> Recorder<'a, 'b> {
             head_dim_v: c.head_dim_v as u32,
             k_stride: c.k_dim() as u32,
             v_stride: c.v_dim() as u32,
-            n_ctx: self.n_ctx as u32,
+            splits: 1,
             window: plan.window.unwrap_or(0) as u32,
             scale: c.attn_scale,
             softcap: c.attn_softcap.unwrap_or(0.0),
@@ -240,8 +240,10 @@ impl Ops for Recorder<'_, '_> {
         let (k, v) = (&self.bufs.k_cache[il], &self.bufs.v_cache[il]);
         let label = Op::layer(il, "attention").to_string();
         let p = self.attn_params(plan);
-        let d = self.b.attention(&label, q, k, v, &self.acts.scores, att, self.c.n_head as u32, p, self.c.kv_type)?;
-        self.pass.push(d);
+        let (n_head, kv) = (self.c.n_head as u32, self.c.kv_type);
+        let io = AttnIo { q, k_cache: k, v_cache: v, partials: &self.acts.partials, out: att, n_head, kv };
+        let ds = self.b.attention(&label, io, p)?;
+        self.pass.extend(ds);
         Ok(())
     }
 

@@ -14,14 +14,15 @@ use crate::model::{rope_factors, Act, Acts, Config, LayerPlan};
 pub struct StepActs {
     /// [tokens, width] per activation
     pub acts: Acts<wgpu::Buffer>,
-    /// [tokens, n_head, n_ctx] attention scores
-    pub scores: wgpu::Buffer,
+    /// [n_head, ATTN_MAX_SPLITS, head_dim_v + 2] flash-decoding's partial outputs
+    /// (decoding; a chunk's is a placeholder, chunks never split).
+    pub partials: wgpu::Buffer,
 }
 
 impl StepActs {
-    fn new(ctx: &GpuContext, c: &Config, tokens: usize, n_ctx: usize) -> Self {
+    fn new(ctx: &GpuContext, c: &Config, tokens: usize) -> Self {
         // Sizes from the memory plan, so that the plan and the allocation cannot drift.
-        let floats = activation_floats(c, tokens, n_ctx);
+        let floats = activation_floats(c, tokens);
         let size = |name: &str| floats.iter().find(|(n, _)| *n == name).map_or(1, |&(_, f)| f);
         // Decoding's activations can be a matvec's X: buffers that can be bound as uniform.
         // The chunk's are labelled apart (their sizes can coincide with decoding's).
@@ -30,8 +31,8 @@ impl StepActs {
             _ => f32_buffer(ctx, &format!("chunk {name}"), size(name)),
         };
         let acts = Acts::new(|a: Act| make(a.name()));
-        let label = if tokens == 1 { "scores".to_string() } else { "chunk scores".to_string() };
-        StepActs { acts, scores: f32_buffer(ctx, &label, size("scores")) }
+        let label = if tokens == 1 { "partials".to_string() } else { "chunk partials".to_string() };
+        StepActs { acts, partials: f32_buffer(ctx, &label, size("partials")) }
     }
 
     pub fn get(&self, a: Act) -> Option<&wgpu::Buffer> {
@@ -97,8 +98,8 @@ pub struct StepBuffers {
 impl StepBuffers {
     pub fn new(ctx: &GpuContext, g: &GgufFile, c: &Config, n_ctx: usize) -> Result<Self> {
         let ubatch = ubatch_for(n_ctx);
-        let decode = StepActs::new(ctx, c, 1, n_ctx);
-        let batch = StepActs::new(ctx, c, ubatch, n_ctx);
+        let decode = StepActs::new(ctx, c, 1);
+        let batch = StepActs::new(ctx, c, ubatch);
         let logits = f32_buffer(ctx, "logits", c.n_vocab);
         let tokens = ctx.create_buffer(&wgpu::BufferDescriptor {
             label: Some("chunk tokens"),
