@@ -5,6 +5,7 @@
 //! logits → `sampler` → token, driven by `generate`. Around them: `fetch` (the model-file
 //! cache), `requantize` (`lanterna quantize`), `compare` and `perplexity`.
 
+pub mod auto;
 pub mod compare;
 pub mod cpu;
 pub mod error;

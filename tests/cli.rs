@@ -256,7 +256,7 @@ fn bench_reports_llama_bench_columns_in_md_and_json() {
     let path = model_path(&SMOLLM2);
     let path = path.to_str().unwrap();
     // Short tests keep this quick on lavapipe; the figures themselves are not asserted.
-    let args = ["bench", "-m", path, "-p", "9", "-n", "3", "-r", "2"];
+    let args = ["bench", "-m", path, "-p", "9", "-n", "3", "-r", "2", "--device", "gpu"];
     let v = json_out(&[&args[..], &["-o", "json"]].concat());
     let rows = v.as_array().expect("an array of tests");
     let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
@@ -292,7 +292,7 @@ fn bench_bytes_per_token_follow_the_tensor_table_when_untied() {
     if gpu().is_none() {
         return;
     }
-    let v = json_out(&["bench", "-m", TINY, "-p", "5", "-n", "2", "-r", "1", "-o", "json"]);
+    let v = json_out(&["bench", "-m", TINY, "-p", "5", "-n", "2", "-r", "1", "-o", "json", "--device", "gpu"]);
     let tg = &v.as_array().unwrap()[1];
     let g = lanterna::gguf::GgufFile::open(TINY).unwrap();
     assert!(g.tensor("output.weight").is_some());
@@ -356,12 +356,54 @@ fn device_of(o: &Output) -> String {
 const NO_ADAPTER: [(&str, &str); 2] =
     [("VK_ICD_FILENAMES", "/nonexistent.json"), ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent.json")];
 
+/// The decode rates `--device auto` printed: (software adapter's, CPU reference's).
+fn auto_rates(stderr: &str) -> (f64, f64) {
+    let line = stderr.lines().find(|l| l.contains("decodes this model at")).unwrap_or_else(|| panic!("{stderr}"));
+    let num = |after: &str| -> f64 {
+        let rest = &line[line.find(after).unwrap() + after.len()..];
+        rest.split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap().parse().unwrap()
+    };
+    (num("decodes this model at "), num("the CPU reference at "))
+}
+
+/// `--device auto`: a real GPU at once, untimed; on a software adapter the faster of it
+/// and the CPU reference, timed on first use and cached, and a cache that says otherwise
+/// decides; no adapter: the CPU.
 #[test]
-fn device_auto_takes_the_gpu_and_falls_back_to_the_cpu() {
+fn device_auto_takes_a_gpu_or_the_faster_of_a_software_adapter_and_the_cpu() {
     let Some(ctx) = gpu() else { return };
-    let name = ctx.adapter.get_info().name;
-    let on_gpu = device_of(&run_tiny("auto", &[], &[]));
-    assert!(on_gpu.starts_with("gpu: ") && on_gpu.contains(&name), "auto chose {on_gpu}, the adapter is {name}");
+    if ctx.info.device_type != wgpu::DeviceType::Cpu {
+        let o = run_tiny("auto", &[], &[]);
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("software adapter"));
+        assert!(device_of(&o).starts_with("gpu: "));
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("lanterna-auto-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = dir.join("tune.json");
+    let env = [("LANTERNA_TUNE_CACHE", cache.to_str().unwrap())];
+    for (run, how) in [(1, "measured now"), (2, "cached in")] {
+        let o = run_tiny("auto", &[], &env);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        let (gpu_rate, cpu_rate) = auto_rates(&err);
+        assert!(err.contains(how), "run {run}: {err}");
+        let device = device_of(&o);
+        assert_eq!(
+            device.starts_with("gpu: "),
+            gpu_rate >= cpu_rate,
+            "run {run}: {device} at {gpu_rate} vs {cpu_rate}"
+        );
+    }
+    // The cache decides both ways.
+    let g = lanterna::gguf::GgufFile::open(TINY).unwrap();
+    let (adapter, model) = (lanterna::auto::adapter_key(&ctx.info), lanterna::auto::model_key(&g));
+    for (gpu_rate, cpu_rate, want) in [(50.0, 10.0, "gpu: "), (10.0, 50.0, "cpu")] {
+        let rates = serde_json::json!({ &adapter: { &model: { "gpu": gpu_rate, "cpu": cpu_rate } } });
+        std::fs::write(dir.join("tune.auto.json"), rates.to_string()).unwrap();
+        let device = device_of(&run_tiny("auto", &[], &env));
+        assert!(device.starts_with(want), "cache {gpu_rate} vs {cpu_rate}: ran on {device}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 
     let o = run_tiny("auto", &[], &NO_ADAPTER);
     assert_eq!(device_of(&o), "cpu (f32 reference)");

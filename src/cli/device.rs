@@ -7,7 +7,7 @@ use lanterna::gguf::GgufFile;
 use lanterna::gpu::context::{adapters, parse_backends};
 use lanterna::gpu::{AdapterChoice, GpuModel};
 use lanterna::model::{Config, KvType};
-use lanterna::{Error, Result};
+use lanterna::{auto, Error, Result};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Device {
@@ -107,8 +107,10 @@ impl CtxArgs {
 }
 
 impl DeviceArgs {
-    /// The executor `--device` asks for: `auto` takes the GPU when an adapter exists, else
-    /// says so and falls back to the CPU reference path. `loaded` sees the GPU model once uploaded.
+    /// The executor `--device` asks for. `auto` takes a real GPU when there is one; where
+    /// the only adapter is a software one it takes whichever of it and the CPU reference
+    /// decodes this model faster (`auto.rs`); with no adapter it falls back to the CPU.
+    /// Each says why on stderr. `loaded` sees the GPU model once uploaded.
     pub fn load(
         &self,
         g: &GgufFile,
@@ -120,8 +122,16 @@ impl DeviceArgs {
         let cfg = self.kv.apply(cfg)?;
         let gpu = match self.device {
             Device::Gpu => true,
-            Device::Auto => !adapters(parse_backends(choice.backend.as_deref())?).is_empty(),
             Device::Cpu => false,
+            Device::Auto => {
+                let list = adapters(parse_backends(choice.backend.as_deref())?);
+                let Some(adapter) = list.into_iter().nth(choice.index.unwrap_or(0)) else {
+                    eprintln!("lanterna: no GPU adapter found; running on the CPU reference path");
+                    return Ok(Box::new(CpuModel::load(g, cfg, n_ctx)?));
+                };
+                let info = adapter.get_info();
+                info.device_type != wgpu::DeviceType::Cpu || self.software_gpu_wins(g, &cfg, &info)?
+            }
         };
         if gpu {
             let mut m = GpuModel::load(g, cfg, n_ctx, &choice)?;
@@ -129,9 +139,33 @@ impl DeviceArgs {
             loaded(&m);
             return Ok(Box::new(m));
         }
-        if matches!(self.device, Device::Auto) {
-            eprintln!("lanterna: no GPU adapter found; running on the CPU reference path");
-        }
         Ok(Box::new(CpuModel::load(g, cfg, n_ctx)?))
+    }
+
+    /// Whether the software adapter `info` decodes this model faster than the CPU
+    /// reference: cached, or timed now (both executors loaded once, at a short context).
+    fn software_gpu_wins(&self, g: &GgufFile, cfg: &Config, info: &wgpu::AdapterInfo) -> Result<bool> {
+        let (adapter, model) = (auto::adapter_key(info), auto::model_key(g));
+        let (rates, from) = match auto::cached(&adapter, &model) {
+            Some(r) => (r, format!("cached in {}", auto::cache_path().display())),
+            None => {
+                eprintln!("lanterna: --device auto: {} is a software adapter; timing it against the CPU reference (once for this model)", info.name);
+                let short = auto::AUTO_STEPS + 2;
+                let mut m = GpuModel::load(g, cfg.clone(), short, &self.gpu.choice()?)?;
+                self.tune.prepare(&mut m)?;
+                let gpu = auto::decode_rate(&mut m)?;
+                drop(m);
+                let cpu = auto::decode_rate(&mut CpuModel::load(g, cfg.clone(), short)?)?;
+                let r = auto::Rates { gpu, cpu };
+                (r, format!("measured now, cached in {}", auto::save(&adapter, &model, r)?.display()))
+            }
+        };
+        let on =
+            if rates.gpu_wins() { format!("the GPU adapter ({})", info.name) } else { "the CPU reference path".into() };
+        eprintln!(
+            "lanterna: --device auto: {} is a software adapter and decodes this model at {:.1} tokens/s, the CPU reference at {:.1} ({from}): running on {on}",
+            info.name, rates.gpu, rates.cpu
+        );
+        Ok(rates.gpu_wins())
     }
 }

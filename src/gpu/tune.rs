@@ -90,8 +90,26 @@ pub fn cache_path() -> PathBuf {
 type Cache = BTreeMap<String, BTreeMap<String, MatvecShape>>;
 
 fn read_cache(path: &PathBuf) -> Cache {
-    // A missing or unreadable cache only means tuning again.
+    read_json(path)
+}
+
+/// A JSON cache file's contents; a missing or unreadable one only means measuring again.
+pub fn read_json<T: serde::de::DeserializeOwned + Default>(path: &PathBuf) -> T {
     std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Write a cache whole to a temporary file, then rename it, so that two processes
+/// measuring at once never leave half a file.
+pub fn write_json<T: serde::Serialize>(path: &PathBuf, value: &T) -> Result<()> {
+    let io = |e: std::io::Error| Error::TuneCache { path: path.clone(), msg: e.to_string() };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| Error::TuneCache { path: path.clone(), msg: e.to_string() })?;
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// The cached shapes of all `keys` on this adapter, if every one is there and valid.
@@ -101,8 +119,7 @@ pub fn cached(adapter: &str, keys: &[String]) -> Option<HashMap<String, MatvecSh
     keys.iter().map(|k| mine.get(k).filter(|s| s.is_valid()).map(|s| (k.clone(), *s))).collect()
 }
 
-/// Add these choices to the cache (written whole to a temporary file, then renamed, so
-/// that two processes tuning at once never leave half a file).
+/// Add these choices to the cache (see `write_json`).
 pub fn save(adapter: &str, choices: &[Choice]) -> Result<PathBuf> {
     let path = cache_path();
     let mut cache = read_cache(&path);
@@ -110,15 +127,7 @@ pub fn save(adapter: &str, choices: &[Choice]) -> Result<PathBuf> {
     for c in choices {
         mine.insert(c.key.clone(), c.best.0);
     }
-    let io = |e: std::io::Error| Error::TuneCache { path: path.clone(), msg: e.to_string() };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let text = serde_json::to_string_pretty(&cache)
-        .map_err(|e| Error::TuneCache { path: path.clone(), msg: e.to_string() })?;
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    write_json(&path, &cache)?;
     Ok(path)
 }
 
