@@ -19,6 +19,11 @@ fn load_u32(b: u32) -> u32 {
     return load_u16(b) | (load_u16(b + 2u) << 16u);
 }
 
+// Four bytes at a multiple of 4 (split types' bodies are whole words).
+fn load_word(b: u32) -> u32 {
+    return W[b >> 2u];
+}
+
 fn load_f16(b: u32) -> f32 {
     return unpack2x16float(load_u16(b)).x;
 }
