@@ -195,7 +195,7 @@ fn gemma3_f16_kv_cache_keeps_the_answers() {
 /// penalty, which widens the readback) give the same tokens either way, on the same GPU.
 #[test]
 fn topk_readback_gives_the_same_tokens_as_the_logits() {
-    use lanterna::gpu::topk::Readback;
+    use lanterna::gpu::kernels::Readback;
     let (Some(ctx_a), Some(ctx_b)) = (gpu(), gpu()) else { return };
     let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();

@@ -11,6 +11,7 @@ use super::buffers::{f32_buffer, f32_buffer_init, read_staging, staging_buffer, 
 use super::builder::{Batch, Builder};
 use super::capture::Capture;
 use super::context::{AdapterChoice, GpuContext};
+use super::kernels::Readback;
 use super::kernels::{AdapterClass, Kernels, MatvecShape};
 use super::params::Step;
 use super::plan::{human_bytes, MemoryPlan};
@@ -18,7 +19,7 @@ use super::profile::{OpTiming, Profiler, TimingMode};
 use super::program::{NoHooks, Program};
 use super::record::Recorder;
 use super::state::StepBuffers;
-use super::topk::{Readback, TopK, TOPK_MAX};
+use super::topk::{TopK, TOPK_MAX};
 use crate::error::{Error, Result};
 use crate::generate::{logits_one_by_one, Executor};
 use crate::gguf::GgufFile;

@@ -109,6 +109,30 @@ impl std::fmt::Display for MatvecShape {
     }
 }
 
+/// What a decoding step reads back for the sampler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readback {
+    /// The whole vocabulary's logits.
+    Logits,
+    /// The best candidates the sampler needs (`Sampler::needs`), found on the GPU; the
+    /// vocabulary only where it needs it all (sampling with top-k 0) or more than `topk::TOPK_MAX`.
+    TopK,
+}
+
+impl Readback {
+    /// Candidates on GPUs, where the vocabulary crosses the bus every token; the logits on
+    /// CPU adapters, where a copy is a memcpy and the sort passes cost more than it
+    /// (see README). `LANTERNA_READBACK=logits|topk` overrides it.
+    pub fn for_class(class: AdapterClass) -> Self {
+        match std::env::var("LANTERNA_READBACK").as_deref() {
+            Ok("logits") => Readback::Logits,
+            Ok("topk") => Readback::TopK,
+            _ if class == AdapterClass::Gpu => Readback::TopK,
+            _ => Readback::Logits,
+        }
+    }
+}
+
 /// The most splits of the visible positions a decoding attention takes (the partials
 /// buffer is sized for them).
 pub const ATTN_MAX_SPLITS: usize = 32;
@@ -449,7 +473,7 @@ pub struct Kernels {
     pub matvec_reduce: Reduce,
     pub subgroup_size: u32,
     /// What a decoding step reads back for the sampler.
-    pub readback: super::topk::Readback,
+    pub readback: Readback,
     /// How attention spreads over workgroups.
     pub attention: AttnChoice,
     /// The kind of adapter the choices above were made for, and why.
@@ -537,7 +561,7 @@ impl Kernels {
             matvec_x: MatvecX::Storage,
             matvec_reduce: Reduce::Workgroup,
             subgroup_size: 0,
-            readback: super::topk::Readback::Logits,
+            readback: Readback::Logits,
             attention: AttnChoice { share_group: true, splits: Some(1) },
             class: AdapterClass::Gpu,
             class_from: "the defaults",
@@ -561,7 +585,7 @@ impl Kernels {
             matvec_x: MatvecX::for_adapter(limits, matvec.tpr),
             matvec_reduce: Reduce::for_adapter(info, features),
             subgroup_size: info.subgroup_min_size,
-            readback: super::topk::Readback::for_class(class),
+            readback: Readback::for_class(class),
             attention: AttnChoice::for_class(class),
             ..Self::new(limits)
         })

@@ -5,37 +5,13 @@
 use super::buffers::staging_buffer;
 use super::builder::Builder;
 use super::context::GpuContext;
-use super::kernels::{uniform, AdapterClass, Dispatch};
+use super::kernels::{uniform, Dispatch};
 use super::params::TopkParams;
 use crate::error::{Error, Result};
 
 /// The most candidates one step can ask for; a sampler that needs more reads the whole
 /// vocabulary (half of topk.wgsl's SEG, so a merge round always takes new candidates).
 pub const TOPK_MAX: usize = 128;
-/// What a decoding step reads back for the sampler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readback {
-    /// The whole vocabulary's logits.
-    Logits,
-    /// The best candidates the sampler needs (`Sampler::needs`), found on the GPU; the
-    /// vocabulary only where it needs it all (sampling with top-k 0) or more than TOPK_MAX.
-    TopK,
-}
-
-impl Readback {
-    /// Candidates on GPUs, where the vocabulary crosses the bus every token; the logits on
-    /// CPU adapters, where a copy is a memcpy and the sort passes cost more than it
-    /// (see README). `LANTERNA_READBACK=logits|topk` overrides it.
-    pub fn for_class(class: AdapterClass) -> Self {
-        match std::env::var("LANTERNA_READBACK").as_deref() {
-            Ok("logits") => Readback::Logits,
-            Ok("topk") => Readback::TopK,
-            _ if class == AdapterClass::Gpu => Readback::TopK,
-            _ => Readback::Logits,
-        }
-    }
-}
-
 /// Logits per `chunk` workgroup (topk.wgsl's SEG).
 const SEG: u32 = 2048;
 
