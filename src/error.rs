@@ -33,6 +33,11 @@ pub enum Error {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 
+    /// A chat template that does not parse, raises, or fails while rendering: which
+    /// template, the line, and the message.
+    #[error("chat template {template}{}: {msg}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Template { template: String, line: Option<usize>, msg: String },
+
     /// The matvec tuner's cache could not be written.
     #[error("tuning cache {path}: {msg}")]
     TuneCache { path: PathBuf, msg: String },

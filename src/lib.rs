@@ -6,6 +6,7 @@
 //! cache), `requantize` (`lanterna quantize`), `compare` and `perplexity`.
 
 pub mod auto;
+pub mod chat;
 pub mod compare;
 pub mod cpu;
 pub mod error;
