@@ -10,6 +10,7 @@ mod plan;
 mod profile;
 mod quantize;
 mod run;
+mod template;
 mod tokenize;
 mod tune;
 
@@ -51,6 +52,8 @@ enum Cmd {
     Plan(plan::PlanArgs),
     /// Time the GPU matvec shapes of a model on this adapter and cache the fastest.
     Tune(tune::TuneArgs),
+    /// Print a conversation as the model's chat template renders it, byte for byte.
+    Template(template::TemplateArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -67,5 +70,6 @@ pub fn main() -> Result<()> {
         Cmd::Quantize(a) => quantize::run(a),
         Cmd::Plan(a) => plan::run(a),
         Cmd::Tune(a) => tune::run(a),
+        Cmd::Template(a) => template::run(a),
     }
 }

@@ -10,6 +10,7 @@ use lanterna::tokenizer::{StreamDecoder, Tokenizer};
 use lanterna::{fetch, Error, Result};
 
 use super::device::{CtxArgs, DeviceArgs};
+use super::template::ChatArgs;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -17,8 +18,14 @@ pub struct RunArgs {
     #[arg(short, long)]
     model: Option<String>,
     /// The prompt, tokenized raw (no chat template), BOS as the model says.
-    #[arg(short, long)]
-    prompt: String,
+    #[arg(short, long, required_unless_present = "messages")]
+    prompt: Option<String>,
+    /// A conversation instead (a JSON array of {"role", "content"} messages): rendered by
+    /// the chat template, answered with one assistant turn, stopping at its end-of-turn token.
+    #[arg(long, value_name = "FILE.json", conflicts_with = "prompt")]
+    messages: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    chat: ChatArgs,
     /// Tokens to generate.
     #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
     n: usize,
@@ -80,7 +87,17 @@ pub fn run(a: RunArgs) -> Result<()> {
         repeat_last_n: 64,
         seed,
     });
-    let prompt = tok.encode(&a.prompt)?;
+    let prompt = match (&a.messages, &a.prompt) {
+        (Some(m), _) => {
+            let (text, t) = a.chat.render(&g, &tok, m, true)?;
+            if !a.json {
+                eprintln!("lanterna: chat template {} ({})", t.name, t.from);
+            }
+            tok.encode_special(&text)?
+        }
+        (None, Some(p)) => tok.encode(p)?,
+        (None, None) => return Err(Error::Usage("give a prompt (-p) or a conversation (--messages)".into())),
+    };
     if !a.json {
         eprintln!("lanterna: {} on {}, {} prompt tokens, seed {seed}", g.path.display(), exec.name(), prompt.len());
     }

@@ -350,6 +350,31 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Token ids for a rendered chat prompt: special tokens written as text (`<|im_start|>`)
+    /// become those tokens (llama.cpp's `parse_special=true`), and BOS is added where the
+    /// model asks for it unless the template already wrote it.
+    pub fn encode_special(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for f in specials::split_specials(text, &self.pieces, &self.types) {
+            match f {
+                specials::Fragment::Special(id) => ids.push(id),
+                specials::Fragment::Text(t) => {
+                    let enc = self.inner.encode(t, false).map_err(|e| tk_err("encoding", e))?;
+                    ids.extend_from_slice(enc.get_ids());
+                }
+            }
+        }
+        if let Some(bos) = self.bos.filter(|_| self.add_bos) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        if self.add_eos {
+            ids.extend(self.eos);
+        }
+        Ok(ids)
+    }
+
     /// The vocabulary entry of a token, as stored.
     pub fn piece(&self, id: u32) -> &str {
         self.pieces.get(id as usize).map_or("", String::as_str)

@@ -221,3 +221,45 @@ mod tests {
         assert!(eog.contains(&2) && eog.contains(&3));
     }
 }
+
+/// A stretch of text, or a special token found in it.
+#[derive(Debug, PartialEq)]
+pub enum Fragment<'a> {
+    Text(&'a str),
+    Special(u32),
+}
+
+/// `text` cut at every special token's piece (control, user-defined and unknown tokens,
+/// as llama.cpp's `parse_special`), the longest piece winning where several start at once.
+pub fn split_specials<'a>(text: &'a str, pieces: &[String], types: &[TokenType]) -> Vec<Fragment<'a>> {
+    use std::collections::HashMap;
+    let mut by_first: HashMap<u8, Vec<(&str, u32)>> = HashMap::new();
+    for (id, (p, t)) in pieces.iter().zip(types).enumerate() {
+        if !p.is_empty() && matches!(t, TokenType::Control | TokenType::UserDefined | TokenType::Unknown) {
+            by_first.entry(p.as_bytes()[0]).or_default().push((p.as_str(), id as u32));
+        }
+    }
+    for list in by_first.values_mut() {
+        list.sort_by_key(|(p, id)| (std::cmp::Reverse(p.len()), *id));
+    }
+    let (mut out, mut start, mut i) = (Vec::new(), 0, 0);
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        let hit = by_first.get(&bytes[i]).and_then(|l| l.iter().find(|(p, _)| text[i..].starts_with(p)));
+        match hit {
+            Some(&(p, id)) => {
+                if start < i {
+                    out.push(Fragment::Text(&text[start..i]));
+                }
+                out.push(Fragment::Special(id));
+                i += p.len();
+                start = i;
+            }
+            None => i += 1,
+        }
+    }
+    if start < bytes.len() {
+        out.push(Fragment::Text(&text[start..]));
+    }
+    out
+}
