@@ -14,6 +14,11 @@ pub trait Executor {
     fn n_ctx(&self) -> usize;
     /// Forget every cached position.
     fn reset(&mut self);
+    /// Keep the first `n` cached positions and forget the rest, so that a conversation's
+    /// next turn computes only what it does not share with the last.
+    fn rewind(&mut self, n: usize) -> Result<()>;
+    /// Positions the cache holds.
+    fn n_pos(&self) -> usize;
     /// Process `token` at position `pos` (which must be the next free one) and return
     /// the logits over the vocabulary for the token that follows.
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]>;
@@ -130,12 +135,29 @@ impl Scores {
     }
 }
 
-/// Generate up to `max_tokens` after `prompt`, calling `on_token` as each is chosen.
+/// Generate up to `max_tokens` after `prompt` from an empty cache, calling `on_token` as
+/// each is chosen.
 pub fn generate(
     exec: &mut dyn Executor,
     tok: &Tokenizer,
     sampler: &mut Sampler,
     prompt: &[u32],
+    max_tokens: usize,
+    ignore_eos: bool,
+    on_token: impl FnMut(u32) -> Result<()>,
+) -> Result<Generation> {
+    exec.reset();
+    generate_from(exec, tok, sampler, (prompt, 0), max_tokens, ignore_eos, on_token)
+}
+
+/// `generate` keeping the first `reuse` positions of the cache, which must hold the first
+/// `reuse` tokens of `prompt` (a conversation's earlier turns): only the rest is prefilled.
+/// At least the prompt's last token is always run, for its logits.
+pub fn generate_from(
+    exec: &mut dyn Executor,
+    tok: &Tokenizer,
+    sampler: &mut Sampler,
+    (prompt, reuse): (&[u32], usize),
     max_tokens: usize,
     ignore_eos: bool,
     mut on_token: impl FnMut(u32) -> Result<()>,
@@ -151,9 +173,10 @@ pub fn generate(
             exec.n_ctx()
         )));
     }
-    exec.reset();
+    let reuse = reuse.min(prompt.len() - 1).min(exec.n_pos());
+    exec.rewind(reuse)?;
     let t0 = Instant::now();
-    let logits: Vec<f32> = exec.prefill(prompt, 0)?.to_vec();
+    let logits: Vec<f32> = exec.prefill(&prompt[reuse..], reuse)?.to_vec();
     let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
     let first_logits = logits.clone();
 

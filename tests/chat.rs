@@ -132,3 +132,101 @@ fn run_messages_tokenizes_special_tokens_and_stops_at_the_end_of_turn() {
     assert_eq!(v["stop"], "eos", "{v}");
     let _ = std::fs::remove_file(path);
 }
+
+/// `lanterna chat` fed `lines` on stdin with `args`: (turn objects, stderr).
+fn chat(args: &[&str], lines: &str) -> (Vec<Value>, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lanterna"))
+        .arg("chat")
+        .args(args)
+        .args(["--temp", "0", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    (String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect(), err)
+}
+
+/// Two greedy turns of `chat` on each executor: the second reuses the cache for at least
+/// the first turn's prompt, and answers what `run --messages` answers for the same history.
+#[test]
+fn a_second_chat_turn_reuses_the_cache_and_answers_as_run_does() {
+    if gpu().is_none() {
+        return;
+    }
+    for device in ["gpu", "cpu"] {
+        second_turn_as_run(device);
+    }
+}
+
+fn second_turn_as_run(device: &str) {
+    let model = model_path(&SMOLLM2);
+    let system = "You are a concise assistant.";
+    let (q1, q2) = ("What is the capital of France?", "And of Italy?");
+    let args = ["-m", model.to_str().unwrap(), "--system", system, "-n", "40", "--device", device];
+    let (turns, _) = chat(&args, &format!("{q1}\n{q2}\n"));
+    assert_eq!(turns.len(), 2);
+    assert_eq!(turns[1]["turn"], 2);
+    let first_prompt = turns[0]["prompt_tokens"].as_u64().unwrap();
+    let reused = turns[1]["reused_tokens"].as_u64().unwrap();
+    assert!(reused >= first_prompt, "turn 2 reused {reused} tokens; turn 1's prompt was {first_prompt}");
+
+    let history = serde_json::json!([
+        {"role": "system", "content": system},
+        {"role": "user", "content": q1},
+        {"role": "assistant", "content": turns[0]["text"]},
+        {"role": "user", "content": q2},
+    ]);
+    let path = messages_file("history", &history);
+    let o = lanterna(&[
+        "run",
+        "-m",
+        model.to_str().unwrap(),
+        "--messages",
+        path.to_str().unwrap(),
+        "--temp",
+        "0",
+        "-n",
+        "40",
+        "--json",
+        "--device",
+        device,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(turns[1]["tokens"], run["tokens"], "{device}: chat turn 2 against run --messages");
+    assert_eq!(turns[1]["prompt_tokens"].as_u64().unwrap() as usize, run["prompt_tokens"].as_array().unwrap().len());
+    println!("{device}: turn 2 reused {reused} of {} prompt tokens: {}", turns[1]["prompt_tokens"], turns[1]["text"]);
+    let _ = std::fs::remove_file(path);
+}
+
+/// A conversation longer than the context: the oldest turns go (with a note), the system
+/// message and the new question stay, and every turn is answered.
+#[test]
+fn a_conversation_past_the_context_drops_its_oldest_turns() {
+    let model = model_path(&SMOLLM2);
+    let args = [
+        "-m",
+        model.to_str().unwrap(),
+        "--system",
+        "Answer in one word.",
+        "-n",
+        "12",
+        "--ctx",
+        "80",
+        "--device",
+        "cpu",
+    ];
+    let questions = "Name a colour.\nName a fruit.\nName an animal.\nName a country.\n";
+    let (turns, err) = chat(&args, questions);
+    assert_eq!(turns.len(), 4, "{err}");
+    assert!(err.contains("outgrew the context"), "{err}");
+    for t in &turns {
+        assert!(t["prompt_tokens"].as_u64().unwrap() + 12 <= 80, "{t}");
+    }
+}

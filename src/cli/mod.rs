@@ -1,6 +1,7 @@
 //! The `lanterna` command line: one module per subcommand.
 
 mod bench;
+mod chat;
 mod compare;
 mod device;
 mod devices;
@@ -10,6 +11,7 @@ mod plan;
 mod profile;
 mod quantize;
 mod run;
+mod sampling;
 mod template;
 mod tokenize;
 mod tune;
@@ -54,6 +56,8 @@ enum Cmd {
     Tune(tune::TuneArgs),
     /// Print a conversation as the model's chat template renders it, byte for byte.
     Template(template::TemplateArgs),
+    /// Talk with a model: a line-edited session on a terminal, one turn per line otherwise.
+    Chat(chat::ChatArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -71,5 +75,6 @@ pub fn main() -> Result<()> {
         Cmd::Plan(a) => plan::run(a),
         Cmd::Tune(a) => tune::run(a),
         Cmd::Template(a) => template::run(a),
+        Cmd::Chat(a) => chat::run(a),
     }
 }

@@ -5,11 +5,12 @@ use clap::Args;
 use lanterna::generate::{generate, Generation};
 use lanterna::gguf::GgufFile;
 use lanterna::model::Config;
-use lanterna::sampler::{Sampler, SamplerConfig};
+use lanterna::sampler::Sampler;
 use lanterna::tokenizer::{StreamDecoder, Tokenizer};
 use lanterna::{fetch, Error, Result};
 
 use super::device::{CtxArgs, DeviceArgs};
+use super::sampling::SamplingArgs;
 use super::template::ChatArgs;
 
 #[derive(Args)]
@@ -29,24 +30,8 @@ pub struct RunArgs {
     /// Tokens to generate.
     #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
     n: usize,
-    /// Temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.8)]
-    temp: f32,
-    /// Keep the K most likely tokens (0: all).
-    #[arg(long, default_value_t = 40)]
-    top_k: usize,
-    /// Keep the smallest set of tokens whose probability reaches P (1: all).
-    #[arg(long, default_value_t = 0.95)]
-    top_p: f32,
-    /// Drop tokens less likely than P times the most likely one (0: none).
-    #[arg(long, default_value_t = 0.05)]
-    min_p: f32,
-    /// Penalise tokens among the last 64 (1: off).
-    #[arg(long, default_value_t = 1.0)]
-    repeat_penalty: f32,
-    /// Random seed (default: from the clock; printed so a run can be repeated).
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     #[command(flatten)]
     ctx: CtxArgs,
     #[command(flatten)]
@@ -75,18 +60,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         eprintln!("lanterna: kernels: {}", m.kernel_config());
     })?;
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
-    let seed = a.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-    });
-    let mut sampler = Sampler::new(SamplerConfig {
-        temperature: a.temp,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-        repeat_penalty: a.repeat_penalty,
-        repeat_last_n: 64,
-        seed,
-    });
+    let (cfg, seed) = a.sampling.config();
+    let mut sampler = Sampler::new(cfg);
     let prompt = match (&a.messages, &a.prompt) {
         (Some(m), _) => {
             let (text, t) = a.chat.render(&g, &tok, m, true)?;

@@ -69,6 +69,21 @@ impl Executor for CpuModel {
         self.n_pos = 0;
     }
 
+    fn rewind(&mut self, n: usize) -> Result<()> {
+        if n > self.n_pos {
+            return Err(Error::Context(format!("cannot keep {n} positions: the cache holds {}", self.n_pos)));
+        }
+        let (kd, vd) = (self.cfg.k_dim(), self.cfg.v_dim());
+        self.k_cache.iter_mut().for_each(|c| c.truncate(n * kd));
+        self.v_cache.iter_mut().for_each(|c| c.truncate(n * vd));
+        self.n_pos = n;
+        Ok(())
+    }
+
+    fn n_pos(&self) -> usize {
+        self.n_pos
+    }
+
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
         let c = &self.cfg;
         if pos != self.n_pos {

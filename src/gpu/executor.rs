@@ -444,6 +444,19 @@ impl Executor for GpuModel {
         self.n_pos = 0;
     }
 
+    /// The cache rows past `n` are left as they are: the next steps overwrite them.
+    fn rewind(&mut self, n: usize) -> Result<()> {
+        if n > self.n_pos {
+            return Err(Error::Context(format!("cannot keep {n} positions: the cache holds {}", self.n_pos)));
+        }
+        self.n_pos = n;
+        Ok(())
+    }
+
+    fn n_pos(&self) -> usize {
+        self.n_pos
+    }
+
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
         self.check(&[token], pos)?;
         let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, n_tokens: 1 };
