@@ -5,6 +5,7 @@
 pub mod builtin;
 pub mod json;
 pub mod render;
+pub mod repr;
 pub mod session;
 
 pub use render::{render, ChatInputs};

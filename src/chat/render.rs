@@ -28,6 +28,7 @@ fn environment() -> Environment<'static> {
     });
     env.add_function("strftime_now", strftime_now);
     env.add_filter("tojson", super::json::tojson);
+    env.set_formatter(super::repr::formatter);
     env
 }
 
@@ -93,6 +94,17 @@ mod tests {
         assert_eq!(e, "chat template test, line 2: Conversation roles must alternate");
         let e = run("{% for %}", serde_json::json!([])).unwrap_err().to_string();
         assert!(e.starts_with("chat template test, line 1: syntax error"), "{e}");
+    }
+
+    /// What CPython's jinja2 prints for the same template (checked with jinja2 3.1).
+    #[test]
+    fn printed_containers_look_as_python_prints_them() {
+        let t = "{{ messages[0] }} {{ [none, true, 1.5, \"it's\", 'a\\nb'] }} {{ true }} {{ none }}";
+        let m = serde_json::json!([{"role": "user", "content": "x"}]);
+        assert_eq!(
+            run(t, m).unwrap(),
+            r#"{'role': 'user', 'content': 'x'} [None, True, 1.5, "it's", 'a\nb'] True None"#
+        );
     }
 
     #[test]
