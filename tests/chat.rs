@@ -27,6 +27,15 @@ fn messages_file(name: &str, messages: &Value) -> std::path::PathBuf {
     p
 }
 
+/// `run --messages` greedy, as JSON.
+fn run_messages(model: &std::path::Path, messages: &std::path::Path, n: &str, device: &str) -> Value {
+    let (model, messages) = (model.to_str().unwrap(), messages.to_str().unwrap());
+    let args = ["run", "-m", model, "--messages", messages, "--temp", "0", "-n", n, "--json", "--device", device];
+    let o = lanterna(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 fn expected(fx: &Value, template: &str, conversation: &str) -> String {
     let c =
         fx["cases"].as_array().unwrap().iter().find(|c| {
@@ -111,22 +120,7 @@ fn run_messages_tokenizes_special_tokens_and_stops_at_the_end_of_turn() {
 
     let path = messages_file("run", &fx["conversations"]["system_and_turns"]);
     let model = model_path(&SMOLLM2);
-    let o = lanterna(&[
-        "run",
-        "-m",
-        model.to_str().unwrap(),
-        "--messages",
-        path.to_str().unwrap(),
-        "--temp",
-        "0",
-        "-n",
-        "48",
-        "--json",
-        "--device",
-        "cpu",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = run_messages(&model, &path, "48", "cpu");
     let prompt: Vec<u32> = v["prompt_tokens"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
     assert_eq!(prompt, ids, "run --messages tokenizes what template prints");
     assert_eq!(v["stop"], "eos", "{v}");
@@ -183,22 +177,7 @@ fn second_turn_as_run(device: &str) {
         {"role": "user", "content": q2},
     ]);
     let path = messages_file("history", &history);
-    let o = lanterna(&[
-        "run",
-        "-m",
-        model.to_str().unwrap(),
-        "--messages",
-        path.to_str().unwrap(),
-        "--temp",
-        "0",
-        "-n",
-        "40",
-        "--json",
-        "--device",
-        device,
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let run: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let run = run_messages(&model, &path, "40", device);
     assert_eq!(turns[1]["tokens"], run["tokens"], "{device}: chat turn 2 against run --messages");
     assert_eq!(turns[1]["prompt_tokens"].as_u64().unwrap() as usize, run["prompt_tokens"].as_array().unwrap().len());
     println!("{device}: turn 2 reused {reused} of {} prompt tokens: {}", turns[1]["prompt_tokens"], turns[1]["text"]);
