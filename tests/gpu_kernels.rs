@@ -703,16 +703,16 @@ fn matvec_qkv_mixed_types_every_configuration() {
             (ty, rows, bytes, want)
         })
         .collect();
-    // (threads, lanes per row, rows per lane group, X): the CPU class's, three more.
+    // (threads, lanes per row, rows per lane group, X, reduction): both classes' defaults
+    // and two more, each reduction twice. A pipeline of three decoders, Q6_K's among them,
+    // costs lavapipe ~20 s to compile on a cold cache, so each shape runs once.
     let shapes = [
-        (16, 1, 8, MatvecX::Uniform),
-        (32, 1, 3, MatvecX::Storage),
-        (64, 8, 2, MatvecX::Storage),
-        (64, 32, 1, MatvecX::Storage),
+        (16, 1, 8, MatvecX::Uniform, Reduce::Subgroup),
+        (32, 1, 3, MatvecX::Storage, Reduce::Workgroup),
+        (64, 8, 2, MatvecX::Storage, Reduce::Workgroup),
+        (64, 32, 1, MatvecX::Storage, Reduce::Subgroup),
     ];
-    for ((wg, tpr, rows, xv), reduce) in
-        shapes.into_iter().flat_map(|c| [(c, Reduce::Workgroup), (c, Reduce::Subgroup)])
-    {
+    for (wg, tpr, rows, xv, reduce) in shapes {
         let Some(mut r) = rig_with(MatvecConfig { wg, tpr, rows, reduce, x: xv }) else { continue };
         let matvec_x = xv;
         let w: Vec<GpuTensor> = tensors
