@@ -211,10 +211,12 @@ pub fn generate_from(
         }
         let t = Instant::now();
         let pos = history.len() - 1;
-        scores = match sampler.needs(&history) {
-            Some(k) => Scores::Top(exec.forward_top(next, pos, k.max(2))?),
-            None => Scores::Logits(exec.forward(next, pos)?.to_vec()),
-        };
+        match (sampler.needs(&history), &mut scores) {
+            (Some(k), _) => scores = Scores::Top(exec.forward_top(next, pos, k.max(2))?),
+            // The vocabulary's logits into the buffer the last step filled, not a new one.
+            (None, Scores::Logits(l)) => l.copy_from_slice(exec.forward(next, pos)?),
+            (None, _) => scores = Scores::Logits(exec.forward(next, pos)?.to_vec()),
+        }
         decode_ms += t.elapsed().as_secs_f64() * 1e3;
         decode_steps += 1;
     }
