@@ -5,7 +5,7 @@
 # is the only network step; every file is checked against its sha256 before it
 # is put in place, and a cached file with the right hash is never fetched again.
 #
-# Usage: scripts/fetch-models.sh [smollm2|gemma3|all]   (default: all)
+# Usage: scripts/fetch-models.sh [smollm2|gemma3|templates|all]   (default: all)
 # The cache is $LANTERNA_MODELS, or models/ at the repository root.
 set -euo pipefail
 
@@ -68,9 +68,60 @@ fetch_gemma3() {
   mv "$out.part" "$out"; echo "gemma3: verified $out"
 }
 
+# Real chat templates of the seed's families, for tests/chat_templates.rs. They are the
+# models' own (tokenizer_config.json's chat_template), as llama.cpp keeps them for its tests;
+# llama.cpp ships inside llama-cpp-python's source package on PyPI, which is where we get
+# them. Third-party text, so never committed: cached beside the models like the models.
+TEMPLATES_SDIST_URL=https://files.pythonhosted.org/packages/e4/b4/c8cd17629ced0b9644a71d399a91145aedef109c0333443bef015e45b704/llama_cpp_python-0.3.16.tar.gz
+TEMPLATES_SDIST_SHA=34ed0f9bd9431af045bb63d9324ae620ad0536653740e9bb163a2e1fcb973be6
+TEMPLATE_FILES="meta-llama-Llama-3.1-8B-Instruct meta-llama-Llama-3.2-3B-Instruct Qwen-Qwen2.5-7B-Instruct
+  Qwen-Qwen3-0.6B mistralai-Mistral-Nemo-Instruct-2407 google-gemma-2-2b-it microsoft-Phi-3.5-mini-instruct
+  deepseek-ai-DeepSeek-R1-Distill-Llama-8B"
+# Older models' templates appear only as string literals in llama.cpp's chat-template test.
+TEMPLATE_LITERALS="mistralai/Mistral-7B-Instruct-v0.2 (NOTE: Old pre-v1 without a system prompt)=mistralai-Mistral-7B-Instruct-v0.2
+google/gemma-7b-it=google-gemma-7b-it
+deepseek-ai/deepseek-coder-33b-instruct=deepseek-ai-deepseek-coder-33b-instruct
+Phi-3-mini=microsoft-Phi-3-mini-4k-instruct"
+
+fetch_templates() {
+  local out="$dest/templates" stamp="$dest/templates/.sdist-$TEMPLATES_SDIST_SHA"
+  if [ -f "$stamp" ]; then echo "templates: cached in $out"; return; fi
+  local tmp; tmp="$(mktemp -d)"
+  echo "templates: downloading llama-cpp-python's source package (llama.cpp inside)"
+  "$py" - "$TEMPLATES_SDIST_URL" "$tmp/sdist.tar.gz" <<'PY'
+import shutil, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=300) as r, open(sys.argv[2], "wb") as f:
+    shutil.copyfileobj(r, f, 1 << 20)
+PY
+  if ! sha_ok "$tmp/sdist.tar.gz" "$TEMPLATES_SDIST_SHA"; then
+    echo "templates: sha256 mismatch, expected $TEMPLATES_SDIST_SHA" >&2; rm -rf "$tmp"; exit 1
+  fi
+  rm -rf "$out"; mkdir -p "$out"
+  "$py" - "$tmp/sdist.tar.gz" "$out" "$TEMPLATE_FILES" "$TEMPLATE_LITERALS" <<'PY'
+import re, sys, tarfile
+sdist, out, files, literals = sys.argv[1:]
+root = "llama_cpp_python-0.3.16/vendor/llama.cpp/"
+with tarfile.open(sdist) as t:
+    for name in files.split():
+        data = t.extractfile(f"{root}models/templates/{name}.jinja").read()
+        open(f"{out}/{name}.jinja", "wb").write(data)
+    cpp = t.extractfile(f"{root}tests/test-chat-template.cpp").read().decode()
+unescape = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
+for line in literals.splitlines():
+    label, name = line.rsplit("=", 1)
+    m = re.search(r'/\* \.name= \*/ "' + re.escape(label) + r'",\s*/\* \.template_str= \*/ "((?:[^"\\]|\\.)*)",', cpp)
+    if not m:
+        sys.exit(f"templates: {label} not found in test-chat-template.cpp")
+    text = re.sub(r"\\(.)", lambda e: unescape[e.group(1)], m.group(1))
+    open(f"{out}/{name}.jinja", "w", encoding="utf-8").write(text)
+PY
+  rm -rf "$tmp"; touch "$stamp"; echo "templates: $(ls "$out" | wc -l) templates in $out"
+}
+
 case "${1:-all}" in
   smollm2) fetch_smollm2 ;;
   gemma3) fetch_gemma3 ;;
-  all) fetch_smollm2; fetch_gemma3 ;;
-  *) echo "usage: $0 [smollm2|gemma3|all]" >&2; exit 2 ;;
+  templates) fetch_templates ;;
+  all) fetch_smollm2; fetch_gemma3; fetch_templates ;;
+  *) echo "usage: $0 [smollm2|gemma3|templates|all]" >&2; exit 2 ;;
 esac

@@ -28,6 +28,8 @@ fn environment() -> Environment<'static> {
     });
     env.add_function("strftime_now", strftime_now);
     env.add_filter("tojson", super::json::tojson);
+    env.add_filter("trim", super::repr::trim);
+    env.add_filter("string", super::repr::string);
     env.set_formatter(super::repr::formatter);
     env
 }
