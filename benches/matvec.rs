@@ -69,7 +69,7 @@ fn main() -> lanterna::Result<()> {
             let y = f32_buffer(&ctx, "y", rows * 64);
             let tokens = f32_buffer(&ctx, "tokens", 64);
             let xt = f32_buffer(&ctx, "xt", 64 * cols);
-            ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&Step { token: 0, pos: 0, n_pos: 1, n_tokens: 64 }));
+            ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&Step::run(0, 0, 64, 0)));
             let mut b = Builder {
                 ctx: &ctx,
                 kernels: &mut kernels,

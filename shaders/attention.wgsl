@@ -5,7 +5,8 @@
 // the max grows), so nothing per position is kept. With one split it writes the output;
 // with more, each writes its unnormalised partial, max and sum, and `reduce` combines
 // them (the KV length spread over many workgroups is what fills a GPU at long contexts).
-// Causal: token k of the step sees positions up to pos + k; a window keeps the last ones.
+// Causal: token k of the step sees its sequence's positions up to its own (S.rows[k]);
+// a window keeps the last ones.
 // CPU twin: ops::attention_head.
 
 struct Params {
@@ -26,13 +27,14 @@ struct Params {
 struct Step {
     token: u32,
     pos: u32,       // position of the first token of this step
-    n_pos: u32,     // positions the first token sees (pos + 1)
-    n_tokens: u32,
+    n_pos: u32,
+    n_tokens: u32,  // tokens in this step (1 when decoding, a chunk or a batch otherwise)
+    rows: array<vec4<u32>, 64>,  // per token: (position, first cache row of its sequence, -, -)
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;        // [tokens, n_head, head_dim]
-@group(0) @binding(1) var<storage, read> Kc: array<u32>;       // [n_ctx, n_head_kv * head_dim] f32 or f16 pairs
-@group(0) @binding(2) var<storage, read> Vc: array<u32>;       // [n_ctx, n_head_kv * head_dim_v] f32 or f16 pairs
+@group(0) @binding(1) var<storage, read> Kc: array<u32>;       // [n_seq * n_ctx, n_head_kv * head_dim] f32 or f16 pairs
+@group(0) @binding(2) var<storage, read> Vc: array<u32>;       // [n_seq * n_ctx, n_head_kv * head_dim_v] f32 or f16 pairs
 
 const WG: u32 = 64u;
 
@@ -93,6 +95,7 @@ struct Job {
     split: u32,
     p0: u32,      // positions p0..p1
     p1: u32,
+    base: u32,    // the first cache row of the token's sequence
 }
 
 fn job_of(wid: vec3<u32>, nwg: vec3<u32>) -> Job {
@@ -104,7 +107,8 @@ fn job_of(wid: vec3<u32>, nwg: vec3<u32>) -> Job {
     j.h0 = j.kvh * P.group + (hb % blocks) * HEADS;
     j.n_head = nwg.x / P.splits * HEADS;
     j.k = wid.y;
-    let n = S.n_pos + j.k;
+    let n = S.rows[j.k].x + 1u;
+    j.base = S.rows[j.k].y;
     var first = 0u;
     if (P.window > 0u && n > P.window) {
         first = n - P.window;
@@ -123,7 +127,7 @@ fn score_tile(j: Job, p: u32, lid: u32) {
         s[g] = 0.0;
     }
     if (p < j.p1) {
-        let kb = p * P.k_stride + j.kvh * P.head_dim;
+        let kb = (j.base + p) * P.k_stride + j.kvh * P.head_dim;
         for (var i = 0u; i < P.head_dim; i++) {
             let kv = key(kb + i);
             for (var g = 0u; g < HEADS; g++) {
@@ -184,7 +188,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 acc[r * HEADS + g] *= cw[g];
             }
             for (var t = 0u; t < count; t++) {
-                let v = value((t0 + t) * P.v_stride + v0 + i);
+                let v = value((j.base + t0 + t) * P.v_stride + v0 + i);
                 for (var g = 0u; g < HEADS; g++) {
                     acc[r * HEADS + g] += sc[g * T + t] * v;
                 }

@@ -25,7 +25,8 @@ struct Step {
     token: u32,
     pos: u32,       // position of the first token of this step
     n_pos: u32,
-    n_tokens: u32,  // tokens in this step (1 when decoding, a chunk in prefill)
+    n_tokens: u32,  // tokens in this step (1 when decoding, a chunk or a batch otherwise)
+    rows: array<vec4<u32>, 64>,  // per token: (position, first cache row of its sequence, -, -)
 }
 
 // true: the cache holds two f16 per word (pack2x16float); false: one f32 per word.
@@ -37,8 +38,8 @@ override KV_F16: bool = false;
 @group(0) @binding(3) var<uniform> S: Step;
 @group(0) @binding(4) var<storage, read_write> K: array<f32>;  // [tokens, n_heads_k, head_dim] keys
 @group(0) @binding(5) var<storage, read> V: array<f32>;        // [tokens, v_dim] values
-@group(0) @binding(6) var<storage, read_write> Kc: array<u32>; // [n_ctx, n_heads_k * head_dim] f32 or f16 pairs
-@group(0) @binding(7) var<storage, read_write> Vc: array<u32>; // [n_ctx, v_dim] f32 or f16 pairs
+@group(0) @binding(6) var<storage, read_write> Kc: array<u32>; // [n_seq * n_ctx, n_heads_k * head_dim] f32 or f16 pairs
+@group(0) @binding(7) var<storage, read_write> Vc: array<u32>; // [n_seq * n_ctx, v_dim] f32 or f16 pairs
 
 const WG: u32 = 64u;
 
@@ -66,9 +67,11 @@ fn units(width: u32) -> u32 {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let half = P.n_rot / 2u;
-    // One token per y workgroup row: token k of the step sits at position pos + k.
+    // One token per y workgroup row; each token has its own position and its sequence's
+    // region of the cache (rows of several sequences can share a step).
     let k = wid.y;
-    let pos = S.pos + k;
+    let pos = S.rows[k].x;
+    let row = S.rows[k].y + pos;
     if (wid.x == 0u) {
         for (var t = lid; t < P.n_heads_k * half; t += WG) {
             let ab = pair(k, P.n_heads_k, t / half, t % half);
@@ -81,9 +84,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = lid; j < units(k_dim); j += WG) {
             if (KV_F16) {
                 let e = k * k_dim + 2u * j;
-                Kc[pos * k_dim / 2u + j] = pack2x16float(vec2<f32>(K[e], K[e + 1u]));
+                Kc[row * k_dim / 2u + j] = pack2x16float(vec2<f32>(K[e], K[e + 1u]));
             } else {
-                Kc[pos * k_dim + j] = bitcast<u32>(K[k * k_dim + j]);
+                Kc[row * k_dim + j] = bitcast<u32>(K[k * k_dim + j]);
             }
         }
         return;
@@ -103,8 +106,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     if (KV_F16) {
         let e = k * P.v_dim + 2u * j;
-        Vc[pos * P.v_dim / 2u + j] = pack2x16float(vec2<f32>(V[e], V[e + 1u]));
+        Vc[row * P.v_dim / 2u + j] = pack2x16float(vec2<f32>(V[e], V[e + 1u]));
     } else {
-        Vc[pos * P.v_dim + j] = bitcast<u32>(V[k * P.v_dim + j]);
+        Vc[row * P.v_dim + j] = bitcast<u32>(V[k * P.v_dim + j]);
     }
 }

@@ -19,6 +19,32 @@ pub trait Executor {
     fn rewind(&mut self, n: usize) -> Result<()>;
     /// Positions the cache holds.
     fn n_pos(&self) -> usize;
+    /// Sequences the cache holds, each with a context of `n_ctx` (1 unless the executor
+    /// was loaded with `Config::with_seqs`).
+    fn n_seq(&self) -> usize {
+        1
+    }
+    /// Make sequence `s` the one that `forward`, `prefill`, `logits_from`, `reset`,
+    /// `rewind` and `n_pos` act on.
+    fn select_seq(&mut self, s: usize) -> Result<()> {
+        match s {
+            0 => Ok(()),
+            _ => Err(Error::Usage(format!("sequence {s} asked for, but the cache holds one"))),
+        }
+    }
+    /// One token each of distinct sequences `(sequence, token)`, each at its sequence's
+    /// next position: the logits after each, row after row ([items.len(), n_vocab]).
+    /// Executors that run them together (one pass over the weights) override this; the
+    /// result for a sequence must not depend on what else is in the batch.
+    fn decode_batch(&mut self, items: &[(usize, u32)]) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for &(s, token) in items {
+            self.select_seq(s)?;
+            let pos = self.n_pos();
+            out.extend_from_slice(self.forward(token, pos)?);
+        }
+        Ok(out)
+    }
     /// Process `token` at position `pos` (which must be the next free one) and return
     /// the logits over the vocabulary for the token that follows.
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]>;

@@ -258,7 +258,7 @@ fn rope_both_styles_partial_rotation() {
         ops::rope(&mut want, head_dim, n_rot, pos, 10000.0, 0.5, Some(&freq), style);
         let xb = f32_buffer_init(&r.ctx, "x", &x);
         let d = r.builder().rope("rope", &xb, &tb, n_heads as u32, head_dim as u32, n_rot as u32, style).unwrap();
-        run_once(&r.ctx, &r.step, Step { pos: pos as u32, n_pos: pos as u32 + 1, ..Default::default() }, &[d]).unwrap();
+        run_once(&r.ctx, &r.step, Step::run(0, pos, 1, 0), &[d]).unwrap();
         let e = nmse(&read_f32(&r.ctx, &xb, x.len()).unwrap(), &want);
         assert!(e < F32_NMSE, "rope {style:?}: NMSE {e:e}");
     }
@@ -335,8 +335,7 @@ fn rope_rotates_q_and_k_and_appends_k_and_v_to_the_cache() {
                 table: &tb,
             };
             let d = r.builder().rope_store("rope", io, head_dim as u32, n_rot as u32, style, kv).unwrap();
-            run_once(&r.ctx, &r.step, Step { pos: pos as u32, n_pos: pos as u32 + 1, ..Default::default() }, &[d])
-                .unwrap();
+            run_once(&r.ctx, &r.step, Step::run(0, pos, 1, 0), &[d]).unwrap();
             let got = |b: &wgpu::Buffer, n: usize| read_f32(&r.ctx, b, n).unwrap();
             let (eq, ek) = (nmse(&got(&qb, q.len()), &want_q), nmse(&got(&kb, k.len()), &want_k));
             let ekc = nmse(&cache_values(&got(&kc, words(k_dim)), kv), &want_kc);
@@ -469,12 +468,7 @@ fn attention_every_split_and_grouping() {
                         if splits > 1 { 2 } else { 1 },
                         "a reduce pass exactly where positions are split"
                     );
-                    let step = Step {
-                        pos: n_pos as u32 - 1,
-                        n_pos: n_pos as u32,
-                        n_tokens: tokens as u32,
-                        ..Default::default()
-                    };
+                    let step = Step::run(0, n_pos - 1, tokens, 0);
                     run_once(&r.ctx, &r.step, step, &ds).unwrap();
                     let e = nmse(&read_f32(&r.ctx, &ob, want.len()).unwrap(), &want);
                     let name = ds[0].kernel.name();
@@ -631,7 +625,7 @@ fn matmul_every_type_for_a_chunk_of_tokens() {
                 d.iter().any(|d| d.kernel == Kernel::Matmul(ty, x_variant)),
                 "the {x_variant:?} matmul was not used"
             );
-            run_once(&r.ctx, &r.step, Step { n_tokens: n_tok, pos: 0, n_pos: 1, token: 0 }, &d).unwrap();
+            run_once(&r.ctx, &r.step, Step::run(0, 0, n_tok as usize, 0), &d).unwrap();
             let got = read_f32(&r.ctx, &yb, n_tok as usize * rows).unwrap();
             let e = nmse(&got, &want);
             assert!(e < F32_NMSE, "matmul ({x_variant:?}) {ty}: NMSE {e:e}");

@@ -14,6 +14,14 @@ use crate::gguf::GgufFile;
 use crate::model::{recipe, rope_factors, Act, Acts, Captured, Config, ModelWeights};
 use step::CpuStep;
 
+/// A sequence's KV cache while another one runs.
+#[derive(Clone, Default)]
+struct Parked {
+    k_cache: Vec<Vec<f32>>,
+    v_cache: Vec<Vec<f32>>,
+    n_pos: usize,
+}
+
 pub struct CpuModel {
     pub cfg: Config,
     pub w: ModelWeights<CpuTensor>,
@@ -23,6 +31,10 @@ pub struct CpuModel {
     v_cache: Vec<Vec<f32>>,
     n_ctx: usize,
     n_pos: usize,
+    /// The sequence the caches above belong to, and every other sequence's caches and
+    /// positions, kept aside until `select_seq` swaps them in ([cfg.n_seq]).
+    seq: usize,
+    parked: Vec<Parked>,
     logits: Vec<f32>, // [n_vocab]
     /// When set, every forward step appends its intermediates here (for `compare`).
     pub capture: Option<Vec<Captured>>,
@@ -40,7 +52,10 @@ impl CpuModel {
         let logits = vec![0.0; cfg.n_vocab];
         let freq_factors = rope_factors(g, &cfg, n_ctx)?;
         let acts = Acts::new(|a: Act| vec![0f32; a.width(&cfg)]);
+        let empty = Parked { k_cache: vec![Vec::new(); n_layer], v_cache: vec![Vec::new(); n_layer], n_pos: 0 };
         Ok(CpuModel {
+            parked: vec![empty; cfg.n_seq],
+            seq: 0,
             cfg,
             w,
             k_cache: vec![Vec::new(); n_layer],
@@ -82,6 +97,29 @@ impl Executor for CpuModel {
 
     fn n_pos(&self) -> usize {
         self.n_pos
+    }
+
+    fn n_seq(&self) -> usize {
+        self.cfg.n_seq
+    }
+
+    /// The current sequence's caches go aside and `s`'s come in: no copying.
+    fn select_seq(&mut self, s: usize) -> Result<()> {
+        if s >= self.cfg.n_seq {
+            return Err(Error::Usage(format!("sequence {s} asked for, but the cache holds {}", self.cfg.n_seq)));
+        }
+        if s != self.seq {
+            let mine = Parked {
+                k_cache: std::mem::take(&mut self.k_cache),
+                v_cache: std::mem::take(&mut self.v_cache),
+                n_pos: self.n_pos,
+            };
+            let theirs = std::mem::take(&mut self.parked[s]);
+            self.parked[self.seq] = mine;
+            (self.k_cache, self.v_cache, self.n_pos) = (theirs.k_cache, theirs.v_cache, theirs.n_pos);
+            self.seq = s;
+        }
+        Ok(())
     }
 
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {

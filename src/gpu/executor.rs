@@ -65,8 +65,12 @@ pub struct GpuModel {
     /// Deliberate faults' delta buffers (`perturb`), kept alive.
     perturb_buffers: Vec<wgpu::Buffer>,
     logits: Vec<f32>, // [n_vocab]
-    n_ctx: usize,
-    n_pos: usize,
+    /// Positions each sequence can hold; sequence s's cache rows start at s * n_ctx.
+    pub(super) n_ctx: usize,
+    /// Positions each sequence's cache holds ([cfg.n_seq]).
+    pub(super) n_pos: Vec<usize>,
+    /// The sequence `forward`, `prefill` and the rest act on.
+    seq: usize,
     pub upload_bytes: u64,
     pub upload_ms: f64,
 }
@@ -112,6 +116,7 @@ impl GpuModel {
         let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
         Ok(GpuModel {
             logits: vec![0.0; cfg.n_vocab],
+            n_pos: vec![0; cfg.n_seq],
             ubatch: bufs.ubatch,
             ctx,
             cfg,
@@ -126,8 +131,8 @@ impl GpuModel {
             capture: None,
             topk,
             perturb_buffers: Vec::new(),
+            seq: 0,
             n_ctx,
-            n_pos: 0,
             upload_bytes,
             upload_ms,
         })
@@ -325,20 +330,24 @@ impl GpuModel {
 
     /// An encoder holding every layer for one prompt chunk at `p0` (ids and Step written).
     fn chunk_encoder(&self, chunk: &[u32], p0: usize) -> Result<wgpu::CommandEncoder> {
-        let n = chunk.len() as u32;
-        let mut ids = chunk.to_vec();
-        ids.resize(self.ubatch, 0);
-        self.ctx.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(&ids));
-        let step = Step { token: chunk[0], pos: p0 as u32, n_pos: p0 as u32 + 1, n_tokens: n };
+        self.layers_encoder(chunk, Step::run(chunk[0], p0, chunk.len(), self.base()))
+    }
+
+    /// An encoder holding every layer for the tokens `ids`, placed as `step` says (ids
+    /// and Step written).
+    pub(super) fn layers_encoder(&self, ids: &[u32], step: Step) -> Result<wgpu::CommandEncoder> {
+        let mut padded = ids.to_vec();
+        padded.resize(self.ubatch, 0);
+        self.ctx.queue.write_buffer(&self.bufs.tokens, 0, bytemuck::cast_slice(&padded));
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
         let mut enc = self.encoder("prompt chunk");
-        self.programs.prefill.walk(&self.ctx, &mut enc, n, &mut NoHooks)?;
+        self.programs.prefill.walk(&self.ctx, &mut enc, ids.len() as u32, &mut NoHooks)?;
         Ok(enc)
     }
 
     /// Build the all-token LM head (perplexity) on first use; refused with the figures if
     /// its [ubatch, n_vocab] logits exceed one binding.
-    fn ensure_all_head(&mut self) -> Result<()> {
+    pub(super) fn ensure_all_head(&mut self) -> Result<()> {
         if self.all_head.is_some() {
             return Ok(());
         }
@@ -364,9 +373,15 @@ impl GpuModel {
         Ok(())
     }
 
+    /// The first cache row of the current sequence.
+    fn base(&self) -> usize {
+        self.seq * self.n_ctx
+    }
+
     fn check(&self, tokens: &[u32], pos: usize) -> Result<()> {
-        if pos != self.n_pos {
-            return Err(Error::Context(format!("position {pos} given, but the cache holds {} positions", self.n_pos)));
+        let held = self.n_pos[self.seq];
+        if pos != held {
+            return Err(Error::Context(format!("position {pos} given, but the cache holds {held} positions")));
         }
         if pos + tokens.len() > self.n_ctx {
             let end = pos + tokens.len();
@@ -387,8 +402,15 @@ impl GpuModel {
 
     /// One prompt chunk with the LM head on every token; its logits from index `skip` on.
     fn chunk_all_logits(&mut self, chunk: &[u32], p0: usize, skip: usize) -> Result<Vec<f32>> {
-        let (n, n_vocab) = (chunk.len(), self.cfg.n_vocab);
-        let mut enc = self.chunk_encoder(chunk, p0)?;
+        let enc = self.chunk_encoder(chunk, p0)?;
+        let mut rows = self.finish_all_logits(enc, chunk.len())?;
+        Ok(rows.split_off(skip * self.cfg.n_vocab))
+    }
+
+    /// `enc` (a chunk's layers, `n` tokens) finished with the LM head on every token,
+    /// submitted, and the [n, n_vocab] logits read back.
+    pub(super) fn finish_all_logits(&mut self, mut enc: wgpu::CommandEncoder, n: usize) -> Result<Vec<f32>> {
+        let n_vocab = self.cfg.n_vocab;
         let head = self.all_head.as_ref().ok_or_else(|| Error::Gpu("all-token head missing".into()))?;
         head.program.walk(&self.ctx, &mut enc, n as u32, &mut NoHooks)?;
         enc.copy_buffer_to_buffer(&head.logits, 0, &head.staging, 0, (n * n_vocab * 4) as u64);
@@ -396,7 +418,7 @@ impl GpuModel {
         let mut rows = vec![0f32; n * n_vocab];
         read_staging(&self.ctx, &head.staging, &mut rows)?;
         self.ctx.check_health()?;
-        Ok(rows.split_off(skip * n_vocab))
+        Ok(rows)
     }
 }
 
@@ -441,32 +463,49 @@ impl Executor for GpuModel {
     }
 
     fn reset(&mut self) {
-        self.n_pos = 0;
+        self.n_pos[self.seq] = 0;
     }
 
     /// The cache rows past `n` are left as they are: the next steps overwrite them.
     fn rewind(&mut self, n: usize) -> Result<()> {
-        if n > self.n_pos {
-            return Err(Error::Context(format!("cannot keep {n} positions: the cache holds {}", self.n_pos)));
+        let held = self.n_pos[self.seq];
+        if n > held {
+            return Err(Error::Context(format!("cannot keep {n} positions: the cache holds {held}")));
         }
-        self.n_pos = n;
+        self.n_pos[self.seq] = n;
         Ok(())
     }
 
     fn n_pos(&self) -> usize {
-        self.n_pos
+        self.n_pos[self.seq]
+    }
+
+    fn n_seq(&self) -> usize {
+        self.cfg.n_seq
+    }
+
+    fn select_seq(&mut self, s: usize) -> Result<()> {
+        if s >= self.cfg.n_seq {
+            return Err(Error::Usage(format!("sequence {s} asked for, but the cache holds {}", self.cfg.n_seq)));
+        }
+        self.seq = s;
+        Ok(())
+    }
+
+    fn decode_batch(&mut self, items: &[(usize, u32)]) -> Result<Vec<f32>> {
+        self.step_batch(items)
     }
 
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
         self.check(&[token], pos)?;
-        let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, n_tokens: 1 };
+        let step = Step::run(token, pos, 1, self.base());
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
         if self.profiler.is_some() {
             self.step_profiled(pos)?;
         } else {
             self.step_plain()?;
         }
-        self.n_pos += 1;
+        self.n_pos[self.seq] += 1;
         Ok(&self.logits)
     }
 
@@ -478,10 +517,10 @@ impl Executor for GpuModel {
             return Ok(crate::sampler::top_of(self.forward(token, pos)?, k));
         }
         self.check(&[token], pos)?;
-        let step = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, n_tokens: 1 };
+        let step = Step::run(token, pos, 1, self.base());
         self.ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&step));
         let top = self.step_top(k)?;
-        self.n_pos += 1;
+        self.n_pos[self.seq] += 1;
         Ok(top)
     }
 
@@ -507,7 +546,7 @@ impl Executor for GpuModel {
                 self.copy_logits(&mut enc);
             }
             self.ctx.submit(enc.finish(), "the prompt chunk")?;
-            self.n_pos += chunk.len();
+            self.n_pos[self.seq] += chunk.len();
         }
         self.read_logits()?;
         Ok(&self.logits)
@@ -530,7 +569,7 @@ impl Executor for GpuModel {
                 let enc = self.chunk_encoder(chunk, pos + start)?;
                 self.ctx.submit(enc.finish(), "the prompt chunk")?;
             }
-            self.n_pos += chunk.len();
+            self.n_pos[self.seq] += chunk.len();
         }
         Ok(out)
     }

@@ -6,6 +6,7 @@
 //! walker) → executor (`GpuModel`) → topk (the sampler's candidates, read back instead of
 //! the vocabulary); profile and capture are walk hooks.
 
+pub mod batch;
 pub mod buffers;
 pub mod builder;
 pub mod capture;

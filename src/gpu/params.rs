@@ -3,9 +3,13 @@
 
 use bytemuck::{Pod, Zeroable};
 
+/// Tokens one step can hold: a prompt chunk (`plan::DEFAULT_UBATCH`) or one token each of
+/// that many sequences.
+pub const STEP_TOKENS: usize = 64;
+
 /// Per-token values every kernel that needs them reads from one shared uniform buffer.
 #[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Debug, Default)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
 pub struct Step {
     pub token: u32,
     pub pos: u32,
@@ -13,8 +17,41 @@ pub struct Step {
     pub n_pos: u32,
     /// Tokens in this step: 1 when decoding, the chunk size in prompt processing.
     pub n_tokens: u32,
+    /// Per token k: [its position, the first cache row of its sequence, 0, 0]. RoPE and
+    /// attention read these, so the tokens of one step may belong to different sequences,
+    /// each with its own region of the KV cache (continuous batching).
+    pub rows: [[u32; 4]; STEP_TOKENS],
 }
-const _: () = assert!(std::mem::size_of::<Step>() == 16);
+const _: () = assert!(std::mem::size_of::<Step>() == 16 + 16 * STEP_TOKENS);
+
+impl Default for Step {
+    fn default() -> Self {
+        Step::zeroed()
+    }
+}
+
+impl Step {
+    /// `n` consecutive tokens of one sequence from `pos` (the first is `token`), whose
+    /// cache rows start at `base`.
+    pub fn run(token: u32, pos: usize, n: usize, base: usize) -> Step {
+        let mut s = Step { token, pos: pos as u32, n_pos: pos as u32 + 1, n_tokens: n as u32, ..Step::default() };
+        for (k, row) in s.rows.iter_mut().take(n).enumerate() {
+            *row = [(pos + k) as u32, base as u32, 0, 0];
+        }
+        s
+    }
+
+    /// One token of each of several sequences: (position, first cache row) per token.
+    pub fn batch(rows: &[(usize, usize)]) -> Step {
+        let first = rows.first().copied().unwrap_or_default();
+        let mut s = Step::run(0, first.0, 0, first.1);
+        s.n_tokens = rows.len() as u32;
+        for (row, &(pos, base)) in s.rows.iter_mut().zip(rows) {
+            *row = [pos as u32, base as u32, 0, 0];
+        }
+        s
+    }
+}
 
 /// shaders/matvec.wgsl
 #[repr(C)]

@@ -13,6 +13,7 @@ use crate::quant::GgmlType;
 
 /// Tokens per prompt chunk (the `ubatch`), at most.
 pub const DEFAULT_UBATCH: usize = 64;
+const _: () = assert!(DEFAULT_UBATCH <= super::params::STEP_TOKENS);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Category {
@@ -139,8 +140,10 @@ fn step_items(c: &Config, n_ctx: usize, ubatch: usize) -> Vec<PlanItem> {
     let n_layer = c.n_layer as u64;
     let mut items = Vec::new();
     for (what, width) in [("K cache, one buffer per layer", c.k_dim()), ("V cache, one buffer per layer", c.v_dim())] {
-        let per_pos = (width * c.kv_type.bytes()) as u64;
-        let what = format!("{what} ({})", c.kv_type.name());
+        // A position of the context costs a row in every sequence's region.
+        let per_pos = (c.n_seq * width * c.kv_type.bytes()) as u64;
+        let seqs = if c.n_seq > 1 { format!(", {} sequences", c.n_seq) } else { String::new() };
+        let what = format!("{what} ({}{seqs})", c.kv_type.name());
         items.push(item(what, Category::KvCache, n_layer, n_ctx as u64 * per_pos, per_pos));
     }
     for (tokens, step) in [(1, "decoding"), (ubatch, "prompt chunk")] {

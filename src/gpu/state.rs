@@ -86,7 +86,8 @@ pub struct StepBuffers {
     pub tokens: wgpu::Buffer,
     /// [widest matmul input, ubatch] the column-major chunk the matmuls read.
     pub xt: wgpu::Buffer,
-    /// Per layer: [n_ctx, k_dim] and [n_ctx, v_dim], f32 or f16 pairs (`Config::kv_type`).
+    /// Per layer: [n_seq * n_ctx, k_dim] and [n_seq * n_ctx, v_dim], f32 or f16 pairs
+    /// (`Config::kv_type`); sequence s's rows start at s * n_ctx.
     pub k_cache: Vec<wgpu::Buffer>,
     pub v_cache: Vec<wgpu::Buffer>,
     pub rope: RopeTables,
@@ -111,7 +112,7 @@ impl StepBuffers {
         let xt = f32_buffer(ctx, "chunk column-major", widest * ubatch);
         let cache = |what: &str, width: usize| -> Vec<wgpu::Buffer> {
             // As many 32-bit words as the cache type needs (f16: two values per word).
-            let words = n_ctx * width * c.kv_type.bytes() / 4;
+            let words = c.n_seq * n_ctx * width * c.kv_type.bytes() / 4;
             (0..c.n_layer).map(|il| f32_buffer(ctx, &format!("blk.{il}.{what}"), words)).collect()
         };
         let (k_cache, v_cache) = (cache("k_cache", c.k_dim()), cache("v_cache", c.v_dim()));

@@ -246,6 +246,9 @@ pub struct Config {
     pub layers: Vec<LayerPlan>,
     /// How the KV cache keeps values (not in the file: `--kv-type`).
     pub kv_type: KvType,
+    /// Sequences the KV cache holds, each its own full context (not in the file: the
+    /// server's `--parallel`; 1 elsewhere).
+    pub n_seq: usize,
 }
 
 fn key(arch: &str, k: &str) -> String {
@@ -409,6 +412,7 @@ impl Config {
             n_ctx_orig: m.u_or("rope.scaling.original_context_length", n_ctx_train)?,
             layers: m.layers(a.windows, d.n_layer)?,
             kv_type: KvType::F32,
+            n_seq: 1,
         })
     }
 
@@ -429,6 +433,15 @@ impl Config {
             return Err(Error::Usage(msg));
         }
         self.kv_type = kv;
+        Ok(self)
+    }
+
+    /// The same model with a KV cache for `n` sequences at once.
+    pub fn with_seqs(mut self, n: usize) -> Result<Config> {
+        if n == 0 {
+            return Err(Error::Usage("the cache must hold at least one sequence".into()));
+        }
+        self.n_seq = n;
         Ok(self)
     }
 
