@@ -37,13 +37,7 @@ pub trait Executor {
     /// Executors that run them together (one pass over the weights) override this; the
     /// result for a sequence must not depend on what else is in the batch.
     fn decode_batch(&mut self, items: &[(usize, u32)]) -> Result<Vec<f32>> {
-        let mut out = Vec::new();
-        for &(s, token) in items {
-            self.select_seq(s)?;
-            let pos = self.n_pos();
-            out.extend_from_slice(self.forward(token, pos)?);
-        }
-        Ok(out)
+        decode_one_by_one(self, items)
     }
     /// Process `token` at position `pos` (which must be the next free one) and return
     /// the logits over the vocabulary for the token that follows.
@@ -69,6 +63,27 @@ pub trait Executor {
     fn logits_from(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
         logits_one_by_one(self, tokens, pos, from)
     }
+}
+
+/// `Executor::decode_batch` one `forward` at a time, sequence after sequence (the
+/// current sequence is the last one's afterwards).
+pub fn decode_one_by_one<E: Executor + ?Sized>(e: &mut E, items: &[(usize, u32)]) -> Result<Vec<f32>> {
+    if items.is_empty() {
+        return Err(Error::Usage("no tokens to process".into()));
+    }
+    let mut out = Vec::new();
+    for (i, &(s, token)) in items.iter().enumerate() {
+        if items[..i].iter().any(|&(o, _)| o == s) {
+            return Err(Error::Usage(format!("sequence {s} appears twice in one batch")));
+        }
+        e.select_seq(s)?;
+        let pos = e.n_pos();
+        if pos >= e.n_ctx() {
+            return Err(Error::Context(format!("sequence {s} has filled its context of {}", e.n_ctx())));
+        }
+        out.extend_from_slice(e.forward(token, pos)?);
+    }
+    Ok(out)
 }
 
 /// `Executor::logits_from` one `forward` at a time: the default, and what a batched

@@ -1,8 +1,8 @@
 //! Continuous batching (`Executor::decode_batch`): several sequences, each in its own
 //! region of the KV cache, one token each per step. What the server promises rests on
-//! two facts checked here on the real SmolLM2: a sequence's logits in a batch are
-//! bit-for-bit those it gets alone in another sequence slot (no cross-talk), and they are
-//! the decoding program's logits up to summation order.
+//! two facts checked here on the real SmolLM2, for both ways the GPU can run a batch: a
+//! sequence's logits in a batch are bit-for-bit those it gets alone in another sequence
+//! slot (no cross-talk), and running them together agrees with the decoding program.
 
 mod common;
 
@@ -10,6 +10,7 @@ use common::*;
 use lanterna::cpu::CpuModel;
 use lanterna::generate::Executor;
 use lanterna::gguf::GgufFile;
+use lanterna::gpu::kernels::Batching;
 use lanterna::gpu::GpuModel;
 use lanterna::model::Config;
 use lanterna::sampler::argmax;
@@ -78,22 +79,24 @@ fn gpu_batch_has_no_cross_talk_and_matches_decoding() {
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let cfg = Config::from_gguf(&g).unwrap().with_seqs(4).unwrap();
     let mut m = GpuModel::load_on(ctx, &g, cfg, N_CTX).unwrap();
-    let together = check_no_cross_talk(&mut m, &tok);
-
-    // Against the decoding program, one token at a time in sequence 0, fed the batch's tokens.
+    let mut results = Vec::new();
+    for batching in [Batching::Together, Batching::Apart] {
+        m.set_batching(batching);
+        results.push(check_no_cross_talk(&mut m, &tok));
+    }
+    let (together, apart) = (&results[0], &results[1]);
+    // Apart is the decoding program itself; together must agree with it up to summation order.
     let mut worst = 0f32;
-    for (i, (toks, steps)) in together.iter().enumerate() {
-        m.select_seq(0).unwrap();
-        m.reset();
-        let ids = tok.encode(PROMPTS[i]).unwrap();
-        m.prefill(&ids, 0).unwrap();
-        for (k, want) in steps.iter().enumerate() {
-            let got = m.forward(toks[k], ids.len() + k).unwrap();
-            worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+    for ((t_toks, t_steps), (a_toks, a_steps)) in together.iter().zip(apart) {
+        assert_eq!(t_toks, a_toks, "together and apart chose different tokens");
+        for (t, a) in t_steps.iter().zip(a_steps) {
+            worst = t.iter().zip(a).map(|(x, y)| (x - y).abs()).fold(worst, f32::max);
         }
     }
     assert!(worst < BATCH_VS_DECODE_TOL, "batched and decoding logits differ by {worst}");
-    println!("3 sequences × {STEPS} batched steps: bit-identical alone; max |d| vs decoding {worst:.2e}");
+    println!(
+        "3 sequences × {STEPS} steps, together and apart: bit-identical alone; together vs apart max |d| {worst:.2e}"
+    );
 }
 
 #[test]
@@ -111,6 +114,7 @@ fn a_batch_refuses_what_it_cannot_do() {
     let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
     let cfg = Config::from_gguf(&g).unwrap().with_seqs(2).unwrap();
     let mut m = GpuModel::load_on(ctx, &g, cfg, 8).unwrap();
+    m.set_batching(Batching::Together);
     let err = |r: lanterna::Result<Vec<f32>>| r.expect_err("must be refused").to_string();
     assert!(err(m.decode_batch(&[(0, 1), (0, 2)])).contains("twice"));
     assert!(err(m.decode_batch(&[(2, 1)])).contains("sequence 2"));

@@ -31,6 +31,11 @@ pub struct BenchArgs {
     /// Timed repetitions of each test (after one warm-up that is not counted).
     #[arg(short = 'r', long, default_value_t = 5)]
     reps: usize,
+    /// Sequences decoded together, as the server batches them ("tg N xP": P sequences
+    /// each decoding N tokens, one batched step for all; aggregate tokens/s),
+    /// comma-separated. 0: none of these tests.
+    #[arg(short = 'P', long = "parallel", value_delimiter = ',', default_values_t = vec![0usize])]
+    parallel: Vec<usize>,
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Md)]
     output: Output,
     #[command(flatten)]
@@ -77,7 +82,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let path = fetch::resolve(a.model.as_deref())?;
     let g = GgufFile::open(&path)?;
-    let cfg = Config::from_gguf(&g)?;
+    let seqs = a.parallel.iter().copied().max().unwrap_or(0).max(1);
+    let cfg = Config::from_gguf(&g)?.with_seqs(seqs)?;
     let n_ctx = a.pp.iter().copied().max().unwrap_or(0).max(1) + a.tg.iter().copied().max().unwrap_or(0) + 1;
     if n_ctx > cfg.n_ctx_train.max(n_ctx.min(4096)) {
         let msg = format!("the tests need {n_ctx} positions; the model was trained on {}", cfg.n_ctx_train);
@@ -100,6 +106,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     for &n in a.tg.iter().filter(|&&n| n > 0) {
         rows.push((format!("tg{n}"), stats(&time_decode(exec.as_mut(), n, a.reps)?), Some(bytes_per_token)));
+        for &p in a.parallel.iter().filter(|&&p| p > 0) {
+            let rates = time_batch(exec.as_mut(), n, p, a.reps)?;
+            rows.push((format!("tg{n} x{p}"), stats(&rates), None));
+        }
     }
     match a.output {
         Output::Md => print_md(&facts, &rows),
@@ -152,6 +162,31 @@ fn time_decode(exec: &mut dyn Executor, n: usize, reps: usize) -> Result<Vec<f64
         }
     }
     Ok(rates)
+}
+
+/// Aggregate tokens per second of `seqs` sequences each decoding `n` greedy tokens after
+/// one, every step one batch (`Executor::decode_batch`), per timed repetition.
+fn time_batch(exec: &mut dyn Executor, n: usize, seqs: usize, reps: usize) -> Result<Vec<f64>> {
+    let mut rates = Vec::new();
+    for r in 0..=reps {
+        let mut toks = Vec::new();
+        for s in 0..seqs {
+            exec.select_seq(s)?;
+            exec.reset();
+            // A different first token each, so that the sequences really differ.
+            toks.push(exec.prefill(&[1 + s as u32], 0).map(argmax)?);
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            let items: Vec<(usize, u32)> = toks.iter().copied().enumerate().collect();
+            let rows = exec.decode_batch(&items)?;
+            toks = rows.chunks(rows.len() / seqs).map(argmax).collect();
+        }
+        if r > 0 {
+            rates.push((n * seqs) as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    exec.select_seq(0).map(|_| rates)
 }
 
 fn gb_per_s(bytes: u64, st: &Stats) -> f64 {

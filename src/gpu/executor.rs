@@ -11,8 +11,8 @@ use super::buffers::{f32_buffer, f32_buffer_init, read_staging, staging_buffer, 
 use super::builder::{Batch, Builder};
 use super::capture::Capture;
 use super::context::{AdapterChoice, GpuContext};
-use super::kernels::Readback;
 use super::kernels::{AdapterClass, Kernels, MatvecShape};
+use super::kernels::{Batching, Readback};
 use super::params::Step;
 use super::plan::{human_bytes, MemoryPlan};
 use super::profile::{OpTiming, Profiler, TimingMode};
@@ -21,7 +21,7 @@ use super::record::Recorder;
 use super::state::StepBuffers;
 use super::topk::{TopK, TOPK_MAX};
 use crate::error::{Error, Result};
-use crate::generate::{logits_one_by_one, Executor};
+use crate::generate::{decode_one_by_one, logits_one_by_one, Executor};
 use crate::gguf::GgufFile;
 use crate::model::{recipe, Act, Captured, Config, ModelWeights};
 
@@ -136,6 +136,12 @@ impl GpuModel {
             upload_bytes,
             upload_ms,
         })
+    }
+
+    /// Run the steps of several sequences together or apart from now on (tests force
+    /// each; `LANTERNA_BATCH` chooses at load).
+    pub fn set_batching(&mut self, batching: Batching) {
+        self.kernels.batching = batching;
     }
 
     /// Read back the sampler's candidates or the whole logits from now on (tests force
@@ -493,7 +499,10 @@ impl Executor for GpuModel {
     }
 
     fn decode_batch(&mut self, items: &[(usize, u32)]) -> Result<Vec<f32>> {
-        self.step_batch(items)
+        match self.kernels.batching {
+            Batching::Together => self.step_batch(items),
+            Batching::Apart => decode_one_by_one(self, items),
+        }
     }
 
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
