@@ -20,6 +20,7 @@ pub mod perplexity;
 pub mod quant;
 pub mod requantize;
 pub mod sampler;
+pub mod serve;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

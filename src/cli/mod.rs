@@ -12,6 +12,7 @@ mod profile;
 mod quantize;
 mod run;
 mod sampling;
+mod serve;
 mod template;
 mod tokenize;
 mod tune;
@@ -58,6 +59,9 @@ enum Cmd {
     Template(template::TemplateArgs),
     /// Talk with a model: a line-edited session on a terminal, one turn per line otherwise.
     Chat(chat::ChatArgs),
+    /// An OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, …) that
+    /// batches the running requests on one device.
+    Serve(serve::ServeArgs),
 }
 
 pub fn main() -> Result<()> {
@@ -76,5 +80,6 @@ pub fn main() -> Result<()> {
         Cmd::Tune(a) => tune::run(a),
         Cmd::Template(a) => template::run(a),
         Cmd::Chat(a) => chat::run(a),
+        Cmd::Serve(a) => serve::run(a),
     }
 }
