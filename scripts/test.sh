@@ -25,6 +25,16 @@ if [ -z "${LANTERNA_ZOO:-}" ] || [ ! -d "$LANTERNA_ZOO" ]; then
   echo "test.sh: no zoo found (set LANTERNA_ZOO or put shared/ beside the repository): the zoo tests will fail" >&2
 fi
 
+# Python packages the tests use (the official openai client, against `lanterna serve`) go
+# into a virtual environment of their own, made once and kept (git-ignored).
+venv="$root/.venv-test"
+if ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
+  echo "test.sh: making the test virtual environment in $venv (the openai client)" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai>=1.40"
+fi
+export LANTERNA_TEST_PYTHON="$venv/bin/python"
+
 # Formatting, lints and the shape of the code are part of the suite: a diff, a warning, a
 # function in src/ over 80 lines or a module that imports one importing it back fails the run.
 cargo fmt --check

@@ -108,5 +108,5 @@ async fn detokenize(
         .iter()
         .map(|t| t.as_u64().filter(|&t| t < n_vocab).map(|t| t as u32).ok_or_else(bad))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({ "content": st.tok.decode(&ids) })))
+    Ok(Json(json!({ "content": st.tok.decode_special(&ids) })))
 }

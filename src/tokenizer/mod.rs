@@ -399,6 +399,19 @@ impl Tokenizer {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// The text of a sequence of tokens with control tokens written out (`<|im_start|>`),
+    /// so that `encode_special` gives the tokens back (the server's `/detokenize`).
+    pub fn decode_special(&self, ids: &[u32]) -> String {
+        let mut bytes = Vec::new();
+        for &i in ids {
+            match self.token_type(i) {
+                TokenType::Control | TokenType::Unused => bytes.extend_from_slice(self.piece(i).as_bytes()),
+                _ => bytes.extend_from_slice(self.token_bytes(i)),
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// A printable form of a token's bytes, with bytes that are not whole UTF-8
     /// characters written as `\xNN` (as llama.cpp's fixtures show pieces).
     pub fn display_piece(&self, id: u32) -> String {
