@@ -178,6 +178,16 @@ fn the_openai_client_gets_what_run_gives() {
     // The second time the same conversation comes, its slot still holds the prompt.
     assert!(streamed["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() >= n_prompt as u64 - 1);
 
+    // The conversation's next turn reuses the slot's cache for everything before it.
+    let mut next = messages.as_array().unwrap().clone();
+    next.push(json!({"role": "assistant", "content": plain["text"]}));
+    next.push(json!({"role": "user", "content": "And one more?"}));
+    let body = json!({"messages": next, "temperature": 0, "max_tokens": 4});
+    let (status, v) = s.post_with("/v1/chat/completions", &body, Some("sesame"));
+    assert_eq!(status, 200, "{v}");
+    let cached = v["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    assert!(cached >= n_prompt as u64, "the next turn reused {cached} tokens, not the first turn's {n_prompt}");
+
     // The raw stream: [DONE] is the last event.
     let mut body = chat("Say hello.", 8);
     body["stream"] = json!(true);
