@@ -72,7 +72,7 @@ skipped="${CARGO_TARGET_DIR:-$root/target}/tmp/lanterna-skipped.txt"
 rm -f "$skipped"
 status=0
 log="$(mktemp)"
-cargo test --release "$@" 2>&1 | tee "$log" || status=$?
+cargo test --release --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 
 # Every per-adapter choice is also tested as the other kind of adapter would make it
 # (LANTERNA_ADAPTER_CLASS: on lavapipe, the configuration a discrete GPU would run): the
@@ -85,7 +85,7 @@ if [ $# -eq 0 ]; then
   own=$(target/release/lanterna devices 2>/dev/null | sed -n 's/^ *kernels: \([a-z]*\) class.*/\1/p' | head -1)
   other=$([ "$own" = gpu ] && echo cpu || echo gpu)
   echo "test.sh: the GPU tests again as for a ${other^^} adapter (LANTERNA_ADAPTER_CLASS=$other; this one is ${own:-unknown})"
-  LANTERNA_ADAPTER_CLASS=$other cargo test --release --test gpu_kernels --test zoo --test gpu_model -- \
+  LANTERNA_ADAPTER_CLASS=$other cargo test --release --no-fail-fast --test gpu_kernels --test zoo --test gpu_model -- \
     --skip chunked_prefill --skip topk_readback --skip gemma3_f16_kv 2>&1 | tee -a "$log" || status=$?
 fi
 # One closing line for the whole run (cargo's last line is the doc-tests' own count).

@@ -34,6 +34,11 @@ const ACTS: [&str; 10] = ["x", "xn", "q", "k", "v", "att", "o", "gate", "up", "p
 fn item_for<'p>(a: &Allocation, g: &GgufFile, plan: &'p MemoryPlan) -> Option<&'p str> {
     // Parameter blocks are uniform only; decoding's activations are storage that may also
     // be bound as uniform (a matvec's X), and belong to the plan.
+    if a.label == "step" {
+        return Some(
+            plan.items.iter().find(|i| i.what.starts_with("step uniform")).expect("step uniform item").what.as_str(),
+        );
+    }
     if a.usage.contains(wgpu::BufferUsages::UNIFORM) && !a.usage.contains(wgpu::BufferUsages::STORAGE) {
         assert!(a.size <= MAX_UNIFORM, "uniform {} is {} bytes", a.label, a.size);
         return None;

@@ -6,6 +6,7 @@
 
 use super::buffers::x_buffer_floats;
 use super::kernels::ATTN_MAX_SPLITS;
+use super::params::Step;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::model::{Act, Config, ModelWeights};
@@ -172,6 +173,8 @@ fn other_items(c: &Config, n_ctx: usize, ubatch: usize) -> Vec<PlanItem> {
     vec![
         item("prompt chunk, column-major".into(), Category::Other, 1, f32_bytes(widest * ubatch), 0),
         item("chunk token ids".into(), Category::Other, 1, (ubatch * 4) as u64, 0),
+        // Each token's position and cache row: the one uniform block larger than a few words.
+        item("step uniform (token positions)".into(), Category::Other, 1, std::mem::size_of::<Step>() as u64, 0),
         item("RoPE cos/sin tables".into(), Category::Other, n_tables, table, (c.n_rot * 4) as u64),
         item("logits".into(), Category::Other, 1, f32_bytes(c.n_vocab), 0),
         staging,
