@@ -197,8 +197,7 @@ impl<'a> Engine<'a> {
     /// One token for every active sequence, in one batch.
     fn step(&mut self) {
         for s in 0..self.slots.len() {
-            if self.slots[s].active.as_ref().is_some_and(|a| a.job.events.is_closed()) {
-                let a = self.slots[s].active.take().unwrap();
+            if let Some(a) = self.slots[s].active.take_if(|a| a.job.events.is_closed()) {
                 self.finish(a, Finish::Cancelled);
             }
         }
@@ -212,7 +211,7 @@ impl<'a> Engine<'a> {
             Ok(r) => r,
             Err(e) => {
                 let msg = e.to_string();
-                items.iter().for_each(|&(s, _)| self.fail(s, crate::error::Error::Gpu(msg.clone())));
+                items.iter().for_each(|&(s, _)| self.fail(s, &msg));
                 return;
             }
         };
@@ -220,7 +219,7 @@ impl<'a> Engine<'a> {
         let n_vocab = rows.len() / items.len();
         for (&(s, fed), row) in items.iter().zip(rows.chunks(n_vocab)) {
             self.slots[s].tokens.push(fed);
-            let mut a = self.slots[s].active.take().unwrap();
+            let Some(mut a) = self.slots[s].active.take() else { continue };
             let token = a.sampler.sample(row, &a.history);
             match self.take(&mut a, token) {
                 Some(f) => self.finish(a, f),
@@ -269,14 +268,14 @@ impl<'a> Engine<'a> {
     }
 
     /// The model failed on slot `s`'s job: tell its client, forget the slot's cache.
-    fn fail(&mut self, s: usize, e: crate::error::Error) {
+    fn fail(&mut self, s: usize, msg: &str) {
         let slot = &mut self.slots[s];
         slot.tokens.clear();
         if let Some(a) = slot.active.take() {
             log(&a.job, "error", a.job.prompt.len(), 0, a.generated);
-            let _ = a.job.events.send(Event::Failed(e.to_string()));
+            let _ = a.job.events.send(Event::Failed(msg.to_string()));
+            self.metrics.active.fetch_sub(1, Relaxed);
         }
-        self.metrics.active.fetch_sub(1, Relaxed);
     }
 }
 
