@@ -12,12 +12,30 @@ pub use render::{render, ChatInputs};
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::tokenizer::Tokenizer;
 
 /// A template and where it came from, for the note on stderr.
 pub struct ChatTemplate {
     pub name: String,
     pub source: String,
     pub from: String,
+}
+
+impl ChatTemplate {
+    /// `messages` (and `tools`) rendered with `tok`'s BOS and EOS as the special-token
+    /// variables: what `run --messages`, `template`, `chat` and `serve` all render.
+    pub fn apply(
+        &self,
+        tok: &Tokenizer,
+        messages: &serde_json::Value,
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let piece = |id: Option<u32>| id.map(|i| tok.piece(i).to_string()).unwrap_or_default();
+        let (bos, eos) = (piece(tok.bos), piece(tok.eos));
+        let inputs = ChatInputs { messages, tools, add_generation_prompt, bos_token: &bos, eos_token: &eos };
+        render(&self.name, &self.source, &inputs)
+    }
 }
 
 /// Which template a model's chat uses: `--chat-template` (a file or a built-in name) when

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{render, ChatInputs, ChatTemplate};
+use super::ChatTemplate;
 use crate::error::Result;
 use crate::generate::{generate_from, Executor, Generation};
 use crate::sampler::Sampler;
@@ -49,17 +49,7 @@ impl Session {
     }
 
     fn prompt(&self, tok: &Tokenizer) -> Result<Vec<u32>> {
-        let piece = |id: Option<u32>| id.map(|i| tok.piece(i).to_string()).unwrap_or_default();
-        let (bos, eos) = (piece(tok.bos), piece(tok.eos));
-        let messages = self.all_messages();
-        let inputs = ChatInputs {
-            messages: &messages,
-            tools: None,
-            add_generation_prompt: true,
-            bos_token: &bos,
-            eos_token: &eos,
-        };
-        tok.encode_special(&render(&self.template.name, &self.template.source, &inputs)?)
+        tok.encode_special(&self.template.apply(tok, &self.all_messages(), None, true)?)
     }
 
     /// Answer `user`: up to `max_tokens`, ending at the model's end-of-turn token.

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use lanterna::chat::{self, ChatInputs, ChatTemplate};
+use lanterna::chat::{self, ChatTemplate};
 use lanterna::gguf::GgufFile;
 use lanterna::tokenizer::Tokenizer;
 use lanterna::{fetch, Error, Result};
@@ -45,16 +45,7 @@ impl ChatArgs {
             None => None,
         };
         let t = chat::choose(g, self.chat_template.as_deref())?;
-        let piece = |id: Option<u32>| id.map(|i| tok.piece(i).to_string()).unwrap_or_default();
-        let (bos, eos) = (piece(tok.bos), piece(tok.eos));
-        let inputs = ChatInputs {
-            messages: &msgs,
-            tools: tools.as_ref(),
-            add_generation_prompt: gen_prompt,
-            bos_token: &bos,
-            eos_token: &eos,
-        };
-        Ok((chat::render(&t.name, &t.source, &inputs)?, t))
+        Ok((t.apply(tok, &msgs, tools.as_ref(), gen_prompt)?, t))
     }
 }
 

@@ -19,7 +19,6 @@ use tokio::sync::mpsc;
 use super::api::{self, ApiError, GenParams};
 use super::engine::{Event, Finish, Job, Usage};
 use super::state::{json_body, AppState};
-use crate::chat::{self, ChatInputs};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -73,14 +72,9 @@ fn prepare_chat(st: &AppState, body: Result<Bytes, BytesRejection>) -> Result<(V
         Some(t @ Value::Array(_)) => Some(t.clone()),
         Some(_) => return Err(ApiError::invalid("tools", "'tools' must be an array")),
     };
-    let inputs = ChatInputs {
-        messages: &messages,
-        tools: tools.as_ref(),
-        add_generation_prompt: true,
-        bos_token: &st.bos,
-        eos_token: &st.eos,
-    };
-    let text = chat::render(&st.template.name, &st.template.source, &inputs)
+    let text = st
+        .template
+        .apply(&st.tok, &messages, tools.as_ref(), true)
         .map_err(|e| ApiError::invalid("messages", e.to_string()))?;
     let prompt = st.tok.encode_special(&text).map_err(|e| ApiError::invalid("messages", e.to_string()))?;
     Ok((prompt, params))

@@ -77,10 +77,7 @@ async fn run(
             }
         })
     };
-    let piece = |id: Option<u32>| id.map(|i| tok.piece(i).to_string()).unwrap_or_default();
     let state = Arc::new(AppState {
-        bos: piece(tok.bos),
-        eos: piece(tok.eos),
         jobs,
         metrics,
         tok,

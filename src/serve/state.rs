@@ -20,8 +20,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub tok: Arc<Tokenizer>,
     pub template: ChatTemplate,
-    pub bos: String,
-    pub eos: String,
     pub model_name: String,
     pub n_ctx: usize,
     pub queue_cap: usize,
