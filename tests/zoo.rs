@@ -149,3 +149,34 @@ fn gemma3() {
 fn phi3() {
     run_case("phi3")
 }
+
+/// The CPU reference runs a prompt in chunks (each weight row read once for a chunk of
+/// tokens); every value must be the one it computes for a lone token, to the bit, on every
+/// family (biases, q/k norms, sliding windows, soft-caps, fused tensors): 70 tokens, so
+/// chunks end mid-prompt and the last one is partial.
+#[test]
+fn cpu_prompt_chunks_are_token_by_token_to_the_bit() {
+    let cases = ["llama-spm", "llama3-bpe", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3"];
+    for case in cases {
+        let Some(path) = zoo_model(case, &format!("{case}-Q4_K_M.gguf")) else { continue };
+        let g = GgufFile::open(&path).unwrap();
+        let cfg = Config::from_gguf(&g).unwrap();
+        let mut r = lanterna::sampler::Rng::new(11);
+        let tokens: Vec<u32> = (0..70).map(|_| (r.next_u64() % cfg.n_vocab as u64) as u32).collect();
+        let mut chunked = CpuModel::load(&g, cfg.clone(), 128).unwrap();
+        let mut single = CpuModel::load(&g, cfg, 128).unwrap();
+        let last = chunked.prefill(&tokens, 0).unwrap().to_vec();
+        let want = lanterna::generate::logits_one_by_one(&mut single, &tokens, 0, 0).unwrap();
+        let n_vocab = last.len();
+        assert_eq!(last, want[69 * n_vocab..], "{case}: the prompt's last logits");
+        // The caches the chunks filled serve the next token as the lone tokens' do.
+        assert_eq!(chunked.forward(5, 70).unwrap(), single.forward(5, 70).unwrap(), "{case}: the next token");
+        // From token 40 the first chunk's logits are not wanted; from 20 they partly are.
+        for from in [20, 40] {
+            chunked.reset();
+            let got = chunked.logits_from(&tokens, 0, from).unwrap();
+            assert_eq!(got, want[from * n_vocab..], "{case}: logits from token {from}");
+        }
+        println!("{case}: 70-token prompt in chunks = token by token, to the bit");
+    }
+}

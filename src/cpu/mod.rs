@@ -123,29 +123,79 @@ impl Executor for CpuModel {
     }
 
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
+        self.step(&[token], pos, false)?;
+        Ok(&self.logits)
+    }
+
+    /// A prompt in chunks of `CHUNK` tokens (each weight read once per chunk); one token at a
+    /// time when `compare` captures intermediates, which it does per token.
+    fn prefill(&mut self, tokens: &[u32], pos: usize) -> Result<&[f32]> {
+        if tokens.is_empty() {
+            return Err(Error::Usage("no tokens to process".into()));
+        }
+        let chunk = if self.capture.is_some() { 1 } else { CHUNK };
+        for (i, part) in tokens.chunks(chunk).enumerate() {
+            self.step(part, pos + i * chunk, false)?;
+        }
+        Ok(&self.logits)
+    }
+
+    fn logits_from(&mut self, tokens: &[u32], pos: usize, from: usize) -> Result<Vec<f32>> {
+        if self.capture.is_some() {
+            return crate::generate::logits_one_by_one(self, tokens, pos, from);
+        }
+        let mut out = Vec::with_capacity(tokens.len().saturating_sub(from) * self.cfg.n_vocab);
+        for (i, part) in tokens.chunks(CHUNK).enumerate() {
+            let first = i * CHUNK;
+            let wanted = (first + part.len()).saturating_sub(from.max(first));
+            self.step(part, pos + first, wanted > 0)?;
+            if wanted > 0 {
+                out.extend_from_slice(&self.logits[(part.len() - wanted) * self.cfg.n_vocab..]);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Tokens per step of a prompt: enough that a weight row serves many tokens while it is in
+/// cache, few enough that the activations ([CHUNK, n_ff]) stay small.
+const CHUNK: usize = 32;
+
+impl CpuModel {
+    /// Run `tokens` at positions pos, pos + 1, …; the logits of every token when `all_logits`
+    /// ([n, n_vocab]), else of the last.
+    fn step(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<()> {
         let c = &self.cfg;
+        let n = tokens.len();
         if pos != self.n_pos {
             return Err(Error::Context(format!("position {pos} given, but the cache holds {} positions", self.n_pos)));
         }
-        if pos >= self.n_ctx {
-            return Err(Error::Context(format!("position {pos} is past the context size {}", self.n_ctx)));
+        if pos + n > self.n_ctx {
+            return Err(Error::Context(format!("position {} is past the context size {}", pos + n - 1, self.n_ctx)));
         }
-        if token as usize >= c.n_vocab {
-            return Err(Error::Usage(format!("token id {token} is outside the vocabulary of {}", c.n_vocab)));
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+            return Err(Error::Usage(format!("token id {t} is outside the vocabulary of {}", c.n_vocab)));
         }
+        for a in Act::LAYER {
+            if let Some(b) = self.acts.get_mut(a) {
+                b.resize(n * a.width(c), 0.0);
+            }
+        }
+        self.logits.resize(if all_logits { n } else { 1 } * c.n_vocab, 0.0);
         let mut step = CpuStep {
             c,
             acts: &mut self.acts,
             logits: &mut self.logits,
             k_cache: &mut self.k_cache,
             v_cache: &mut self.v_cache,
-            token,
+            tokens,
             pos,
+            all_logits,
             freq_factors: self.freq_factors.as_deref(),
             capture: self.capture.as_mut(),
         };
         recipe::forward(&mut step, c, &self.w)?;
-        self.n_pos += 1;
-        Ok(&self.logits)
+        self.n_pos += n;
+        Ok(())
     }
 }

@@ -20,6 +20,32 @@ pub fn matvec(w: &[f32], x: &[f32], out: &mut [f32]) {
     });
 }
 
+/// y[t, r] = Σ_c w[r, c] · x[t, c] for `n` tokens (`x` is [n, cols], `y` [n, rows]): the
+/// CPU twin of matmul.wgsl. Each row's weights are read once for every token while they
+/// are in cache, which is what makes a prompt cheaper per token than decoding; each value
+/// is the same `dot` as `matvec`'s, so the two agree to the bit.
+pub fn matmul(w: &[f32], x: &[f32], y: &mut [f32], n: usize) {
+    let cols = x.len() / n;
+    let rows = y.len() / n;
+    debug_assert_eq!(w.len(), cols * rows);
+    // Row-major [rows, n] first, so that parallel tasks own whole rows; then transposed.
+    let mut by_row = vec![0f32; rows * n];
+    by_row.par_chunks_mut(64 * n).enumerate().for_each(|(ci, chunk)| {
+        for (i, out) in chunk.chunks_exact_mut(n).enumerate() {
+            let r = ci * 64 + i;
+            let wr = &w[r * cols..(r + 1) * cols];
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = dot(wr, &x[t * cols..(t + 1) * cols]);
+            }
+        }
+    });
+    for (r, row) in by_row.chunks_exact(n).enumerate() {
+        for (t, &v) in row.iter().enumerate() {
+            y[t * rows + r] = v;
+        }
+    }
+}
+
 /// Dot product with 8 independent f32 accumulators (vectorizes; like ggml's SIMD sums).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -216,6 +242,21 @@ mod tests {
         for r in 0..rows {
             let want: f64 = (0..cols).map(|c| w[r * cols + c] as f64 * x[c] as f64).sum();
             assert!((out[r] as f64 - want).abs() < F32_SUM_TOL as f64, "row {r}: {} vs {want}", out[r]);
+        }
+    }
+
+    #[test]
+    fn matmul_is_matvec_for_every_token_to_the_bit() {
+        // 70 rows (a partial parallel chunk) and 5 tokens; cols not a multiple of 8.
+        let (rows, cols, n) = (70, 37, 5);
+        let w = rand_vec(rows * cols, 3);
+        let x = rand_vec(n * cols, 4);
+        let mut y = vec![0f32; n * rows];
+        matmul(&w, &x, &mut y, n);
+        for t in 0..n {
+            let mut want = vec![0f32; rows];
+            matvec(&w, &x[t * cols..(t + 1) * cols], &mut want);
+            assert_eq!(&y[t * rows..(t + 1) * rows], &want[..], "token {t}");
         }
     }
 

@@ -1,20 +1,24 @@
-//! The recipe's ops on the CPU: each runs at once, in plain f32, on the step's one token.
+//! The recipe's ops on the CPU: each runs at once, in plain f32, on the step's tokens
+//! (one when decoding, a chunk of a prompt otherwise). Activations hold the tokens one
+//! after another ([n, width]); every value is computed exactly as for a lone token.
 
 use super::ops;
 use super::tensor::CpuTensor;
 use crate::error::{Error, Result};
 use crate::model::{Act, Activation, Acts, Captured, Config, LayerPlan, Op, Ops};
 
-/// One token's step over the model's activations and KV cache.
+/// A step of `tokens` (at positions pos, pos + 1, …) over the model's activations and KV cache.
 pub struct CpuStep<'a> {
     pub c: &'a Config,
-    pub acts: &'a mut Acts<Vec<f32>>,
-    pub logits: &'a mut Vec<f32>, // [n_vocab]
+    pub acts: &'a mut Acts<Vec<f32>>, // each [tokens.len(), width]
+    /// [tokens.len(), n_vocab] when `all_logits`, else [n_vocab]: the last token's only.
+    pub logits: &'a mut Vec<f32>,
     /// Per layer: [pos, k_dim] keys after RoPE, and [pos, v_dim] values.
     pub k_cache: &'a mut [Vec<f32>],
     pub v_cache: &'a mut [Vec<f32>],
-    pub token: u32,
+    pub tokens: &'a [u32],
     pub pos: usize,
+    pub all_logits: bool,
     /// [n_rot/2] RoPE frequency divisors (Llama 3.1, Phi-3 LongRoPE), if any.
     pub freq_factors: Option<&'a [f32]>,
     /// When set, every marked intermediate is appended (for `compare`).
@@ -44,9 +48,12 @@ impl Ops for CpuStep<'_> {
     type Tensor = CpuTensor;
 
     fn embed(&mut self, w: &CpuTensor, scale: f32) -> Result<()> {
-        let (t, e) = (self.token as usize, w.cols);
-        for (d, v) in self.buf(Act::X).iter_mut().zip(&w.data[t * e..(t + 1) * e]) {
-            *d = v * scale;
+        let (tokens, e) = (self.tokens, w.cols);
+        for (row, &t) in self.buf(Act::X).chunks_exact_mut(e).zip(tokens) {
+            let t = t as usize;
+            for (d, v) in row.iter_mut().zip(&w.data[t * e..(t + 1) * e]) {
+                *d = v * scale;
+            }
         }
         Ok(())
     }
@@ -56,34 +63,46 @@ impl Ops for CpuStep<'_> {
             let (y, x) = self.two(dst, src)?;
             y.copy_from_slice(x);
         }
-        let eps = self.c.rms_eps;
+        let (eps, n) = (self.c.rms_eps, self.tokens.len());
         let y = self.buf(dst);
-        let cols = y.len() / rows;
+        let cols = y.len() / (rows * n);
         y.chunks_exact_mut(cols).for_each(|r| ops::rms_norm(r, &g.data, eps));
         Ok(())
     }
 
     fn project(&mut self, _op: Op, w: &CpuTensor, bias: Option<&CpuTensor>, x: Act, y: Act) -> Result<()> {
+        let mut n = self.tokens.len();
+        let last_only = y == Act::Logits && !self.all_logits;
         let (y, x) = self.two(y, x)?;
-        ops::matvec(&w.data, x, y);
+        // A prompt's LM head: only the last token's logits are wanted.
+        let x = if last_only { &x[(n - 1) * w.cols..] } else { &x[..] };
+        if last_only {
+            n = 1;
+        }
+        match n {
+            1 => ops::matvec(&w.data, x, y),
+            _ => ops::matmul(&w.data, x, y, n),
+        }
         if let Some(b) = bias {
-            ops::add(y, &b.data);
+            y.chunks_exact_mut(w.rows).for_each(|row| ops::add(row, &b.data));
         }
         Ok(())
     }
 
     fn rope_store(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
         let c = self.c;
-        let cs = ops::rope_cos_sin(
-            c.n_rot,
-            self.pos,
-            plan.rope_base,
-            plan.rope_scale,
-            self.freq_factors,
-            c.rope_attn_factor,
-        );
-        for a in [Act::Q, Act::K] {
-            ops::rope_with(self.buf(a), c.head_dim, c.n_rot, &cs, c.rope_style);
+        for t in 0..self.tokens.len() {
+            let cs = ops::rope_cos_sin(
+                c.n_rot,
+                self.pos + t,
+                plan.rope_base,
+                plan.rope_scale,
+                self.freq_factors,
+                c.rope_attn_factor,
+            );
+            for (a, w) in [(Act::Q, c.q_dim()), (Act::K, c.k_dim())] {
+                ops::rope_with(&mut self.buf(a)[t * w..(t + 1) * w], c.head_dim, c.n_rot, &cs, c.rope_style);
+            }
         }
         let (k, v) = (self.acts.get(Act::K), self.acts.get(Act::V));
         ops::kv_store(&mut self.k_cache[il], k.map_or(&[][..], |k| k), c.kv_type);
@@ -91,27 +110,32 @@ impl Ops for CpuStep<'_> {
         Ok(())
     }
 
+    /// Each token attends to the cache up to its own position (causal within the step).
     fn attention(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
         let c = self.c;
-        let first = plan.window.map_or(0, |w| (self.pos + 1).saturating_sub(w));
         let (att, q) = self.acts.pair_mut(Act::Att, Act::Q).ok_or_else(|| Error::Usage("attention buffers".into()))?;
         let (hd, hdv, group) = (c.head_dim, c.head_dim_v, c.n_head / c.n_head_kv);
-        for h in 0..c.n_head {
-            let kvh = h / group;
-            ops::attention_head(
-                &q[h * hd..(h + 1) * hd],
-                &self.k_cache[il],
-                c.k_dim(),
-                kvh * hd,
-                &self.v_cache[il],
-                c.v_dim(),
-                kvh * hdv,
-                first,
-                self.pos + 1,
-                c.attn_scale,
-                c.attn_softcap,
-                &mut att[h * hdv..(h + 1) * hdv],
-            );
+        let rows = q.chunks_exact(c.q_dim()).zip(att.chunks_exact_mut(c.n_head * hdv));
+        for (t, (q, att)) in rows.enumerate() {
+            let end = self.pos + t + 1;
+            let first = plan.window.map_or(0, |w| end.saturating_sub(w));
+            for h in 0..c.n_head {
+                let kvh = h / group;
+                ops::attention_head(
+                    &q[h * hd..(h + 1) * hd],
+                    &self.k_cache[il],
+                    c.k_dim(),
+                    kvh * hd,
+                    &self.v_cache[il],
+                    c.v_dim(),
+                    kvh * hdv,
+                    first,
+                    end,
+                    c.attn_scale,
+                    c.attn_softcap,
+                    &mut att[h * hdv..(h + 1) * hdv],
+                );
+            }
         }
         Ok(())
     }
