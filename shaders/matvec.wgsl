@@ -37,6 +37,7 @@ fn acc_zero() -> acc_t {
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
+    set_lane(ids);
     let slots = WG / TPR;
     // Workgroups beyond 65535 continue in the y dimension of the dispatch.
     let group = ids.wid.x + ids.wid.y * ids.nwg.x;

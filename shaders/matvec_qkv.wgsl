@@ -48,6 +48,7 @@ fn store(tensor: u32, row: u32, v: f32) {
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
+    set_lane(ids);
     let slots = WG / TPR;
     let per_group = slots * R;
     let g0 = (P.rows0 + per_group - 1u) / per_group;

@@ -39,3 +39,23 @@ fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
     workgroupBarrier();
     return total;
 }
+
+// This lane's place among the first eight of its subgroup (matvec_x_uniform's load_x).
+var<private> lane: u32;
+
+fn set_lane(ids: Ids) {
+    lane = ids.sid % 8u;
+}
+
+// Whether every lane of a subgroup walks the same units (one lane per row) and the first
+// eight lanes are there to share X (a workgroup of at least eight).
+fn can_broadcast() -> bool {
+    return TPR == 1u && SG >= 8u && WG >= 8u;
+}
+
+// Lanes 0..7's values of `v`, in every lane.
+fn broadcast8(v: vec4<f32>) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(
+        subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u),
+        subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
+}

@@ -20,3 +20,16 @@ fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
     }
     return partial[ids.lid];
 }
+
+// Without subgroups each thread loads X itself (matvec_x_uniform's load_x).
+var<private> lane: u32;
+
+fn set_lane(ids: Ids) {}
+
+fn can_broadcast() -> bool {
+    return false;
+}
+
+fn broadcast8(v: vec4<f32>) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(v, v, v, v, v, v, v, v);
+}
