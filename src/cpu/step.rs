@@ -71,14 +71,11 @@ impl Ops for CpuStep<'_> {
     }
 
     fn project(&mut self, _op: Op, w: &CpuTensor, bias: Option<&CpuTensor>, x: Act, y: Act) -> Result<()> {
-        let mut n = self.tokens.len();
+        let n = self.tokens.len();
         let last_only = y == Act::Logits && !self.all_logits;
         let (y, x) = self.two(y, x)?;
         // A prompt's LM head: only the last token's logits are wanted.
-        let x = if last_only { &x[(n - 1) * w.cols..] } else { &x[..] };
-        if last_only {
-            n = 1;
-        }
+        let (n, x) = if last_only { (1, &x[(n - 1) * w.cols..]) } else { (n, &x[..]) };
         match n {
             1 => ops::matvec(&w.data, x, y),
             _ => ops::matmul(&w.data, x, y, n),
