@@ -2,8 +2,9 @@
 // block by block (block_dot from the quant/<type>.wgsl included before this file, summed
 // over a thread's rows by matvec_rows.wgsl). X, `load_x` and `xval` come from
 // matvec_x_storage.wgsl or matvec_x_uniform.wgsl, what becomes of a row's sum (`finish`)
-// from matvec_store.wgsl, matvec_glu.wgsl or matvec_add.wgsl, and how a row's lanes add
-// up (`Ids`, `row_total`) from matvec_reduce_wg.wgsl or matvec_reduce_sg.wgsl.
+// from matvec_store.wgsl, matvec_glu.wgsl or matvec_add.wgsl, how a row's lanes add up
+// (`Ids`, `row_total`) from matvec_reduce_wg.wgsl or matvec_reduce_sg.wgsl, and whether
+// an RMS norm of X is fused in from matvec_norm_none.wgsl or matvec_norm_rms.wgsl.
 //
 // A workgroup of WG threads has WG/TPR slots of TPR lanes; each slot owns R rows and its
 // lanes split each row's units. On CPU-like adapters (lavapipe) one lane per row and
@@ -44,11 +45,14 @@ fn main(ids: Ids) {
     let first = group * slots * R + ids.lid / TPR;
     let t = ids.lid % TPR;
     let acc = rows_dot(first, slots, t, P.rows, P.cols, P.row_bytes);
+    // A fused RMS norm's scale (exactly 1 without one: matvec_norm_*.wgsl).
+    let scale = norm_scale(ids, t);
+    norm_store(ids, group, t, scale);
     for (var r = 0u; r < R; r++) {
         let row = first + r * slots;
         let total = row_total(ids, t, acc[r]);
         if (t == 0u && row < P.rows) {
-            finish(P.out_offset + row, total);
+            finish(P.out_offset + row, total * scale);
         }
     }
 }

@@ -2,7 +2,8 @@
 // normed input, W0 into Y0, W1 into Y1, W2 into Y2. Each tensor keeps its own GGUF type:
 // the host appends three copies of the block decoders and of matvec_rows.wgsl with their
 // names suffixed _0, _1, _2 (reading W0, W1, W2), X, `load_x` and `xval` from
-// matvec_x_storage.wgsl or matvec_x_uniform.wgsl, `row_total` from matvec_reduce_*.wgsl.
+// matvec_x_storage.wgsl or matvec_x_uniform.wgsl, `row_total` from matvec_reduce_*.wgsl,
+// the fused norm's hooks from matvec_norm_*.wgsl.
 // The first workgroups do q's rows, the next k's, the last v's, so that a workgroup's
 // rows are all of one tensor (one block size, one loop) as in matvec.wgsl.
 
@@ -75,11 +76,13 @@ fn main(ids: Ids) {
     } else {
         acc = rows_dot_2(first, slots, t, rows, P.cols, P.row_bytes2);
     }
+    let scale = norm_scale(ids, t);
+    norm_store(ids, ids.wid.x + ids.wid.y * ids.nwg.x, t, scale);
     for (var r = 0u; r < R; r++) {
         let row = first + r * slots;
         let total = row_total(ids, t, acc[r]);
         if (t == 0u && row < rows) {
-            store(tensor, row, total);
+            store(tensor, row, total * scale);
         }
     }
 }

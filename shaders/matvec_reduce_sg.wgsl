@@ -59,3 +59,12 @@ fn broadcast8(v: vec4<f32>) -> array<vec4<f32>, 8> {
         subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u),
         subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 }
+
+// The sum of `v` over this lane's group of eight (lanes sharing X by broadcast8).
+fn sum8(v: f32) -> f32 {
+    var s = v;
+    for (var m = 4u; m > 0u; m >>= 1u) {
+        s += subgroupShuffleXor(s, m);
+    }
+    return s;
+}

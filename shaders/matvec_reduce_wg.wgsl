@@ -33,3 +33,7 @@ fn can_broadcast() -> bool {
 fn broadcast8(v: vec4<f32>) -> array<vec4<f32>, 8> {
     return array<vec4<f32>, 8>(v, v, v, v, v, v, v, v);
 }
+
+fn sum8(v: f32) -> f32 {
+    return v;
+}

@@ -20,12 +20,13 @@ var<private> xs: array<vec4<f32>, 64>;
 // Where a row has one lane and the adapter has subgroups of 8 or more (`can_broadcast`,
 // from the reduce file), the lanes of a subgroup walk the same units in step: each loads
 // one vec4 of a 32-value round and eight broadcasts hand them round, one gather per lane
-// instead of eight (lavapipe's SmolLM2 Q4_1 matvecs 1.1–1.25× faster).
+// instead of eight (lavapipe's SmolLM2 Q4_1 matvecs 1.1–1.25× faster). `x_in` (from
+// matvec_norm_*.wgsl) gives the value the product uses.
 fn load_x(xi: u32, n: u32) -> u32 {
     if (can_broadcast()) {
         for (var r = 0u; r < n / 32u; r++) {
-            let v = X[(xi >> 2u) + r * 8u + lane];
-            let b = broadcast8(v);
+            let k = (xi >> 2u) + r * 8u + lane;
+            let b = broadcast8(x_in(X[k], k));
             xs[r * 8u] = b[0];
             xs[r * 8u + 1u] = b[1];
             xs[r * 8u + 2u] = b[2];
@@ -38,11 +39,16 @@ fn load_x(xi: u32, n: u32) -> u32 {
         return 0u;
     }
     for (var i = 0u; i < n / 4u; i++) {
-        xs[i] = X[(xi >> 2u) + i];
+        let k = (xi >> 2u) + i;
+        xs[i] = x_in(X[k], k);
     }
     return 0u;
 }
 
 fn xval(i: u32) -> acc_t {
     return xs[i >> 2u][i & 3u];
+}
+
+fn x_raw(i: u32) -> f32 {
+    return X[i >> 2u][i & 3u];
 }

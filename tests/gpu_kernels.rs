@@ -6,9 +6,9 @@ mod common;
 use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
-use lanterna::gpu::builder::{run_once, Batch, Builder, RopeIo, Then};
+use lanterna::gpu::builder::{run_once, Batch, Builder, FusedNorm, RopeIo, Then};
 use lanterna::gpu::kernels::{
-    uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX, MatvecShape, MatvecX, Reduce,
+    uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX, MatvecShape, MatvecX, Reduce, XNorm,
 };
 use lanterna::gpu::params::{AttnParams, Step};
 use lanterna::gpu::GpuContext;
@@ -83,7 +83,8 @@ fn check_matvec(r: &mut Rig, ty: GgmlType, rows: usize, blocks_per_row: usize, c
     let yb = f32_buffer(&r.ctx, "y", rows);
     let d = r.builder().matvec("matvec", &t, &xb, &yb).unwrap();
     let kernel = d[0].kernel;
-    let want_kernel = Kernel::Matvec(ty, r.kernels.matvec_x, Finish::Store, r.kernels.matvec_reduce, r.kernels.matvec);
+    let want_kernel =
+        Kernel::Matvec(ty, r.kernels.matvec_x, Finish::Store, r.kernels.matvec_reduce, r.kernels.matvec, XNorm::None);
     assert_eq!(kernel, want_kernel, "the builder must use the X variant the kernels chose");
     run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
     let got = read_f32(&r.ctx, &yb, rows).unwrap();
@@ -519,7 +520,7 @@ fn matvec_fused_glu_and_residual_add() {
             let d = r.builder().matvec_then("up", &t, &xb, &gate, Then::Glu(act)).unwrap();
             assert_eq!(
                 d[0].kernel,
-                Kernel::Matvec(ty, matvec_x, Finish::Glu(act), r.kernels.matvec_reduce, r.kernels.matvec)
+                Kernel::Matvec(ty, matvec_x, Finish::Glu(act), r.kernels.matvec_reduce, r.kernels.matvec, XNorm::None)
             );
             run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
             let e = nmse(&read_f32(&r.ctx, &gate, rows).unwrap(), &want);
@@ -529,7 +530,10 @@ fn matvec_fused_glu_and_residual_add() {
         ops::add(&mut want_z, &sum);
         let (y, z) = (f32_buffer(&r.ctx, "y", rows), f32_buffer_init(&r.ctx, "z", &other));
         let d = r.builder().matvec_then("o", &t, &xb, &y, Then::AddInto(&z)).unwrap();
-        assert_eq!(d[0].kernel, Kernel::Matvec(ty, matvec_x, Finish::Add, r.kernels.matvec_reduce, r.kernels.matvec));
+        assert_eq!(
+            d[0].kernel,
+            Kernel::Matvec(ty, matvec_x, Finish::Add, r.kernels.matvec_reduce, r.kernels.matvec, XNorm::None)
+        );
         run_once(&r.ctx, &r.step, Step::default(), &d).unwrap();
         let (ey, ez) =
             (nmse(&read_f32(&r.ctx, &y, rows).unwrap(), &sum), nmse(&read_f32(&r.ctx, &z, rows).unwrap(), &want_z));
@@ -719,7 +723,7 @@ fn matvec_qkv_mixed_types_every_configuration() {
         let y: Vec<wgpu::Buffer> = tensors.iter().map(|t| f32_buffer(&r.ctx, "y", t.1)).collect();
         let xb = x_buffer(&r.ctx, "x", cols);
         r.ctx.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
-        let d = r.builder().matvec_qkv("qkv", [&w[0], &w[1], &w[2]], &xb, [&y[0], &y[1], &y[2]]).unwrap();
+        let d = r.builder().matvec_qkv("qkv", [&w[0], &w[1], &w[2]], &xb, [&y[0], &y[1], &y[2]], None).unwrap();
         let d = d.expect("three single-part tensors of one row length fuse");
         assert_eq!(
             d.kernel,
@@ -727,7 +731,8 @@ fn matvec_qkv_mixed_types_every_configuration() {
                 [GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0],
                 matvec_x,
                 r.kernels.matvec_reduce,
-                r.kernels.matvec
+                r.kernels.matvec,
+                XNorm::None
             )
         );
         run_once(&r.ctx, &r.step, Step::default(), std::slice::from_ref(&d)).unwrap();
@@ -735,6 +740,142 @@ fn matvec_qkv_mixed_types_every_configuration() {
             let e = nmse(&read_f32(&r.ctx, &y[i], *rows).unwrap(), want);
             assert!(e < F32_NMSE, "{} ({tpr} lanes per row): tensor {i} ({ty}): NMSE {e:e}", d.kernel.name());
         }
+    }
+}
+
+/// Gate and up in one dispatch with the activation, against the CPU twins run one after
+/// the other (`ops::matvec` twice, then `ops::glu`): the two tensors of different types,
+/// under both classes' defaults and two more shapes, both activations.
+#[test]
+fn matvec_gate_up_mixed_types_every_configuration() {
+    let (rows, cols) = (45, 512);
+    let types = [GgmlType::Q4_1, GgmlType::Q4K];
+    let x = rand_f32(cols, 91);
+    let tensors: Vec<(Vec<u8>, Vec<f32>)> = types
+        .iter()
+        .enumerate()
+        .map(|(i, &ty)| {
+            let bytes = rand_tensor(ty, rows * cols, 92 + i as u64);
+            let mut w = vec![0f32; rows * cols];
+            dequantize(ty, &bytes, &mut w).unwrap();
+            let mut sum = vec![0f32; rows];
+            ops::matvec(&w, &x, &mut sum);
+            (bytes, sum)
+        })
+        .collect();
+    // (threads, lanes per row, rows per lane group, X, reduction, activation).
+    let shapes = [
+        (16, 1, 8, MatvecX::Uniform, Reduce::Subgroup, Activation::Silu),
+        (32, 1, 3, MatvecX::Storage, Reduce::Workgroup, Activation::GeluTanh),
+        (64, 8, 2, MatvecX::Storage, Reduce::Workgroup, Activation::Silu),
+        (64, 32, 1, MatvecX::Storage, Reduce::Subgroup, Activation::GeluTanh),
+    ];
+    for (wg, tpr, r_rows, xv, reduce, act) in shapes {
+        let Some(mut r) = rig_with(MatvecConfig { wg, tpr, rows: r_rows, reduce, x: xv }) else { continue };
+        let w: Vec<GpuTensor> = types
+            .iter()
+            .zip(&tensors)
+            .map(|(&ty, (b, _))| GpuTensor::upload(&r.ctx, "w", ty, cols, rows, b).unwrap())
+            .collect();
+        let mut want = tensors[0].1.clone();
+        ops::glu(&mut want, &tensors[1].1, act);
+        let xb = x_buffer(&r.ctx, "x", cols);
+        r.ctx.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
+        let y = f32_buffer(&r.ctx, "y", rows);
+        let d = r.builder().matvec_gate_up("gate_up", [&w[0], &w[1]], &xb, &y, act, None).unwrap();
+        let d = d.expect("two single-part tensors of one shape fuse");
+        assert_eq!(
+            d.kernel,
+            Kernel::MatvecGateUp(types, xv, r.kernels.matvec_reduce, r.kernels.matvec, act, XNorm::None)
+        );
+        run_once(&r.ctx, &r.step, Step::default(), std::slice::from_ref(&d)).unwrap();
+        let e = nmse(&read_f32(&r.ctx, &y, rows).unwrap(), &want);
+        println!("{} ({tpr} lanes per row, {act:?}): NMSE {e:.2e}", d.kernel.name());
+        assert!(e < F32_NMSE, "{} ({tpr} lanes per row, {act:?}): NMSE {e:e}", d.kernel.name());
+    }
+}
+
+/// Seeded random tensors of `types`, `rows` × `cols`, as (bytes, dequantized weights).
+fn rand_weights(types: &[GgmlType], rows: usize, cols: usize, seed: u64) -> Vec<(Vec<u8>, Vec<f32>)> {
+    let tensor = |(i, &ty): (usize, &GgmlType)| {
+        let bytes = rand_tensor(ty, rows * cols, seed + i as u64);
+        let mut w = vec![0f32; rows * cols];
+        dequantize(ty, &bytes, &mut w).unwrap();
+        (bytes, w)
+    };
+    types.iter().enumerate().map(tensor).collect()
+}
+
+/// The RMS norm fused into each decoding matvec kernel (matvec_norm_rms.wgsl), against the
+/// CPU twins run one after the other (`ops::rms_norm`, then `ops::matvec`, and `ops::glu`
+/// for gate and up): the products, and the normed x the first workgroup writes, under
+/// both classes' defaults and two more shapes.
+#[test]
+fn matvecs_with_the_rms_norm_fused_every_configuration() {
+    let (rows, cols, eps) = (45, 512, 1e-5f32);
+    let x: Vec<f32> = rand_f32(cols, 101).iter().map(|v| v * 3.0).collect();
+    let g: Vec<f32> = rand_f32(cols, 102).iter().map(|v| v + 1.0).collect();
+    let mut xn = x.clone();
+    ops::rms_norm(&mut xn, &g, eps);
+    let products = |ws: &[(Vec<u8>, Vec<f32>)]| -> Vec<Vec<f32>> {
+        let product = |(_, w): &(Vec<u8>, Vec<f32>)| {
+            let mut y = vec![0f32; rows];
+            ops::matvec(w, &xn, &mut y);
+            y
+        };
+        ws.iter().map(product).collect()
+    };
+    let (one, qkv, pair) =
+        ([GgmlType::Q4K], [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0], [GgmlType::Q4_1, GgmlType::Q4_0]);
+    let (w1, w3, w2) = (
+        rand_weights(&one, rows, cols, 103),
+        rand_weights(&qkv, rows, cols, 104),
+        rand_weights(&pair, rows, cols, 107),
+    );
+    let (want1, want3) = (products(&w1), products(&w3));
+    let mut want2 = products(&w2);
+    let up = want2.pop().unwrap();
+    ops::glu(&mut want2[0], &up, Activation::Silu);
+    let shapes = [
+        (16, 1, 8, MatvecX::Uniform, Reduce::Subgroup),
+        (32, 1, 3, MatvecX::Storage, Reduce::Workgroup),
+        (64, 8, 2, MatvecX::Storage, Reduce::Workgroup),
+        (64, 32, 1, MatvecX::Storage, Reduce::Subgroup),
+    ];
+    for (wg, tpr, r_rows, xv, reduce) in shapes {
+        let Some(mut r) = rig_with(MatvecConfig { wg, tpr, rows: r_rows, reduce, x: xv }) else { continue };
+        let upload = |r: &Rig, types: &[GgmlType], ws: &[(Vec<u8>, Vec<f32>)]| -> Vec<GpuTensor> {
+            types
+                .iter()
+                .zip(ws)
+                .map(|(&ty, (b, _))| GpuTensor::upload(&r.ctx, "w", ty, cols, rows, b).unwrap())
+                .collect()
+        };
+        let (t1, t3, t2) = (upload(&r, &one, &w1), upload(&r, &qkv, &w3), upload(&r, &pair, &w2));
+        let xb = x_buffer(&r.ctx, "x", cols);
+        r.ctx.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
+        let gb = f32_buffer_init(&r.ctx, "g", &g);
+        let y: Vec<wgpu::Buffer> = (0..3).map(|_| f32_buffer(&r.ctx, "y", rows)).collect();
+        let outs: Vec<wgpu::Buffer> = (0..3).map(|_| f32_buffer(&r.ctx, "xn", cols)).collect();
+        let norm = |i: usize| Some(FusedNorm { g: gb.clone(), out: outs[i].clone(), eps });
+        let mut b = r.builder();
+        let d1 = b.matvec_normed("m", &t1[0], &xb, &y[0], Then::Store, norm(0)).unwrap().remove(0);
+        let d3 = b.matvec_qkv("qkv", [&t3[0], &t3[1], &t3[2]], &xb, [&y[0], &y[1], &y[2]], norm(1)).unwrap().unwrap();
+        let d2 = b.matvec_gate_up("gu", [&t2[0], &t2[1]], &xb, &y[0], Activation::Silu, norm(2)).unwrap().unwrap();
+        let check =
+            |r: &Rig, d: &lanterna::gpu::kernels::Dispatch, got: &[(&wgpu::Buffer, &Vec<f32>)], out: &wgpu::Buffer| {
+                run_once(&r.ctx, &r.step, Step::default(), std::slice::from_ref(d)).unwrap();
+                for (i, (buf, want)) in got.iter().enumerate() {
+                    let e = nmse(&read_f32(&r.ctx, buf, want.len()).unwrap(), want);
+                    assert!(e < F32_NMSE, "{} ({tpr} lanes per row): output {i}: NMSE {e:e}", d.kernel.name());
+                }
+                let e = nmse(&read_f32(&r.ctx, out, cols).unwrap(), &xn);
+                assert!(e < F32_NMSE, "{} ({tpr} lanes per row): normed x NMSE {e:e}", d.kernel.name());
+                println!("{} ({tpr} lanes per row): products and normed x within {F32_NMSE:e}", d.kernel.name());
+            };
+        check(&r, &d1, &[(&y[0], &want1[0])], &outs[0]);
+        check(&r, &d3, &[(&y[0], &want3[0]), (&y[1], &want3[1]), (&y[2], &want3[2])], &outs[1]);
+        check(&r, &d2, &[(&y[0], &want2[0])], &outs[2]);
     }
 }
 

@@ -123,6 +123,7 @@ fn profile_checks(m: &RealModel) {
         assert!(e["name"].is_string() && e["ts"].as_f64().unwrap() >= 0.0 && e["dur"].as_f64().unwrap() >= 0.0, "{e}");
     }
     assert!(slices.iter().any(|e| e["name"] == "blk.0.attn_qkv"), "q, k and v are one dispatch");
+    assert!(slices.iter().any(|e| e["name"] == "blk.0.ffn_gate_up"), "gate and up are one dispatch");
     assert!(slices.iter().any(|e| e["name"] == "output"));
     let n_tokens = ev.iter().filter(|e| e["ph"] == "X" && e["tid"] == 1).count();
     assert_eq!(n_tokens, prof["prompt_tokens"].as_array().unwrap().len() + 4);
@@ -180,6 +181,11 @@ fn check_trace_covers_dispatches_and_counts_bytes(m: &RealModel, slices: &[&Valu
             let ts = ["attn_q", "attn_k", "attn_v"].map(|n| tensor(&name.replace("attn_qkv", n)));
             let bytes: u64 = ts.iter().map(|t| ggml_bytes(t.ty, t.dims[0] * t.dims[1])).sum();
             (bytes + ts[0].dims[0] * 4, ts.iter().map(|t| t.dims[1] * 4).sum())
+        } else if kernel.starts_with("matvec_gate_up") {
+            // gate and up in one dispatch: both tensors, the shared input once, one output.
+            let ts = ["ffn_gate", "ffn_up"].map(|n| tensor(&name.replace("ffn_gate_up", n)));
+            let bytes: u64 = ts.iter().map(|t| ggml_bytes(t.ty, t.dims[0] * t.dims[1])).sum();
+            (bytes + ts[0].dims[0] * 4, ts[0].dims[1] * 4)
         } else if kernel.starts_with("matvec_") {
             let t = tensor(name);
             let (cols, rows) = (t.dims[0], t.dims[1]);
@@ -198,6 +204,15 @@ fn check_trace_covers_dispatches_and_counts_bytes(m: &RealModel, slices: &[&Valu
             (written + tensor(name).dims[0] * 4, written)
         } else {
             continue;
+        };
+        // A fused RMS norm also reads its weight and writes the normed input (as wide as
+        // the tensor's rows are long), in each part's dispatch.
+        let (want_read, want_written) = if kernel.starts_with("matvec_") && kernel.contains("_rms_") {
+            let first = name.replace("ffn_gate_up", "ffn_gate").replace("attn_qkv", "attn_q");
+            let bytes = parts * tensor(&first).dims[0] * 4;
+            (want_read + bytes, want_written + bytes)
+        } else {
+            (want_read, want_written)
         };
         assert_eq!(
             (read, written),

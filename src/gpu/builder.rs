@@ -5,7 +5,7 @@
 use super::buffers::GpuTensor;
 use super::context::GpuContext;
 use super::kernels::{
-    bind, uniform, AttnChoice, Dispatch, Finish, Groups, Kernel, Kernels, MatvecX, Traffic, UNIFORM_X_BYTES, WG,
+    bind, uniform, AttnChoice, Dispatch, Finish, Groups, Kernel, Kernels, MatvecX, Traffic, XNorm, UNIFORM_X_BYTES, WG,
 };
 use super::params::*;
 use crate::error::Result;
@@ -40,6 +40,25 @@ pub struct Builder<'a> {
     /// Prompt processing: dispatches for up to `max_tokens` tokens at once, with token ids
     /// in `tokens`. None: one token per step (decoding).
     pub batch: Option<Batch<'a>>,
+}
+
+/// An RMS norm fused into a decoding matvec (matvec_norm_rms.wgsl): the matvec's X is the
+/// norm's input, and its first workgroup writes the norm's output to `out` as well.
+#[derive(Clone)]
+pub struct FusedNorm {
+    /// [cols] F32 norm weight
+    pub g: wgpu::Buffer,
+    /// [cols] x · scale · g, what the norm op alone would have written
+    pub out: wgpu::Buffer,
+    pub eps: f32,
+}
+
+/// A fused norm's kernel variant, bindings (weight, output, eps) and the bytes it adds
+/// to a dispatch's reads and writes.
+struct NormBinding {
+    kind: XNorm,
+    buffers: Vec<(u32, wgpu::Buffer)>,
+    bytes: u64,
 }
 
 /// Tokens each matmul thread computes (the shader's mat2x4 accumulator); chunk buffers
@@ -111,6 +130,17 @@ impl Builder<'_> {
             output: Some((output.0.clone(), output.1)),
             tune_key: None,
         })
+    }
+
+    fn norm_binding(&self, label: &str, norm: Option<FusedNorm>, cols: u32) -> NormBinding {
+        match norm {
+            None => NormBinding { kind: XNorm::None, buffers: Vec::new(), bytes: 0 },
+            Some(n) => {
+                let np = uniform(self.ctx, label, &FusedNormParams { eps: n.eps, _pad: [0; 3] });
+                let buffers = vec![(9, n.g), (10, n.out), (11, np)];
+                NormBinding { kind: XNorm::Rms, buffers, bytes: cols as u64 * 4 }
+            }
+        }
     }
 
     /// Tokens each dispatch is sized for (1 when decoding).
@@ -209,7 +239,21 @@ impl Builder<'_> {
         y: &wgpu::Buffer,
         then: Then,
     ) -> Result<Vec<Dispatch>> {
+        self.matvec_normed(label, w, x, y, then, None)
+    }
+
+    /// As `matvec_then`, with X RMS-normalised by the kernel itself where `norm` says so.
+    pub fn matvec_normed(
+        &mut self,
+        label: &str,
+        w: &GpuTensor,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        then: Then,
+        norm: Option<FusedNorm>,
+    ) -> Result<Vec<Dispatch>> {
         let (xv, finish) = (self.matvec_x(x), then.finish());
+        let nb = self.norm_binding(label, norm, w.cols);
         // The epilogue reads the gate or the residual, and writes the residual too.
         let (extra_read, extra_written) = match then {
             Then::Store => (0, 0),
@@ -225,16 +269,17 @@ impl Builder<'_> {
             let groups = self.kernels.groups(part.rows.div_ceil(shape.rows_per_group()));
             let rows = part.rows as u64;
             let traffic = Traffic {
-                read: rows * w.row_bytes as u64 + w.cols as u64 * 4 + extra_read * rows * 4,
-                written: (1 + extra_written) * rows * 4,
+                read: rows * w.row_bytes as u64 + w.cols as u64 * 4 + extra_read * rows * 4 + nb.bytes,
+                written: (1 + extra_written) * rows * 4 + nb.bytes,
                 read_per_pos: 0,
             };
             let mut bindings = vec![(0, &part.buffer), (1, x), (2, y), (3, &pb)];
             if let Then::AddInto(z) = then {
                 bindings.push((4, z));
             }
+            bindings.extend(nb.buffers.iter().map(|(i, b)| (*i, b)));
             let mut d = self.dispatch(
-                Kernel::Matvec(w.ty, xv, finish, self.kernels.matvec_reduce, shape),
+                Kernel::Matvec(w.ty, xv, finish, self.kernels.matvec_reduce, shape, nb.kind),
                 label,
                 &bindings,
                 groups,
@@ -255,6 +300,7 @@ impl Builder<'_> {
         w: [&GpuTensor; 3],
         x: &wgpu::Buffer,
         y: [&wgpu::Buffer; 3],
+        norm: Option<FusedNorm>,
     ) -> Result<Option<Dispatch>> {
         if self.batch.is_some() || w.iter().any(|t| t.parts.len() != 1 || t.cols != w[0].cols) {
             return Ok(None);
@@ -268,13 +314,15 @@ impl Builder<'_> {
         // Each tensor's rows start a workgroup of their own (see matvec_qkv.wgsl).
         let per = shape.rows_per_group();
         let groups = self.kernels.groups(p.rows.iter().map(|r| r.div_ceil(per)).sum());
+        let nb = self.norm_binding(label, norm, p.cols);
         let traffic = Traffic {
-            read: w.iter().map(|t| t.bytes()).sum::<u64>() + w[0].cols as u64 * 4,
-            written: rows as u64 * 4,
+            read: w.iter().map(|t| t.bytes()).sum::<u64>() + w[0].cols as u64 * 4 + nb.bytes,
+            written: rows as u64 * 4 + nb.bytes,
             read_per_pos: 0,
         };
-        let kernel = Kernel::MatvecQkv(w.map(|t| t.ty), self.matvec_x(x), self.kernels.matvec_reduce, shape);
-        let buffers = [
+        let (xv, reduce) = (self.matvec_x(x), self.kernels.matvec_reduce);
+        let kernel = Kernel::MatvecQkv(w.map(|t| t.ty), xv, reduce, shape, nb.kind);
+        let mut buffers = vec![
             (0, &w[0].parts[0].buffer),
             (5, &w[1].parts[0].buffer),
             (6, &w[2].parts[0].buffer),
@@ -284,7 +332,45 @@ impl Builder<'_> {
             (8, y[2]),
             (3, &pb),
         ];
+        buffers.extend(nb.buffers.iter().map(|(i, b)| (*i, b)));
         let mut d = self.dispatch(kernel, label, &buffers, groups, traffic, (y[0], rows))?;
+        d.tune_key = Some(key);
+        Ok(Some(d))
+    }
+
+    /// y = act(Wgate·x) · (Wup·x) for one token in one dispatch (`y` may be the gate's own
+    /// buffer). None when it cannot be fused: a tensor in several parts, or the two not
+    /// sharing a shape.
+    pub fn matvec_gate_up(
+        &mut self,
+        label: &str,
+        w: [&GpuTensor; 2],
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        act: Activation,
+        norm: Option<FusedNorm>,
+    ) -> Result<Option<Dispatch>> {
+        let same_shape = w[0].rows == w[1].rows && w[0].cols == w[1].cols;
+        if self.batch.is_some() || !same_shape || w.iter().any(|t| t.parts.len() != 1) {
+            return Ok(None);
+        }
+        let (rows, cols) = (w[0].rows, w[0].cols);
+        let p = MatvecGateUpParams { rows, cols, row_bytes: w.map(|t| t.row_bytes) };
+        let pb = uniform(self.ctx, label, &p);
+        let key = tune_key(&w.map(|t| t.ty), &[rows, rows], cols);
+        let shape = self.kernels.matvec_shape(&key);
+        let groups = self.kernels.groups(rows.div_ceil(shape.rows_per_group()));
+        let nb = self.norm_binding(label, norm, cols);
+        let traffic = Traffic {
+            read: w.iter().map(|t| t.bytes()).sum::<u64>() + cols as u64 * 4 + nb.bytes,
+            written: rows as u64 * 4 + nb.bytes,
+            read_per_pos: 0,
+        };
+        let (xv, reduce) = (self.matvec_x(x), self.kernels.matvec_reduce);
+        let kernel = Kernel::MatvecGateUp(w.map(|t| t.ty), xv, reduce, shape, act, nb.kind);
+        let mut buffers = vec![(0, &w[0].parts[0].buffer), (5, &w[1].parts[0].buffer), (1, x), (2, y), (3, &pb)];
+        buffers.extend(nb.buffers.iter().map(|(i, b)| (*i, b)));
+        let mut d = self.dispatch(kernel, label, &buffers, groups, traffic, (y, rows))?;
         d.tune_key = Some(key);
         Ok(Some(d))
     }

@@ -47,9 +47,12 @@ fn quant_file(ty: GgmlType) -> &'static str {
 pub enum Kernel {
     /// One token, with X in the buffer kind `MatvecX` says, a row's lanes added up as
     /// `Reduce` says, and the row's sum finished as `Finish` says.
-    Matvec(GgmlType, MatvecX, Finish, Reduce, MatvecShape),
+    Matvec(GgmlType, MatvecX, Finish, Reduce, MatvecShape, XNorm),
     /// q, k and v of one token in one dispatch (each tensor of its own type).
-    MatvecQkv([GgmlType; 3], MatvecX, Reduce, MatvecShape),
+    MatvecQkv([GgmlType; 3], MatvecX, Reduce, MatvecShape, XNorm),
+    /// A gated FFN's gate and up projections of one token in one dispatch, the activation
+    /// applied (each tensor of its own type).
+    MatvecGateUp([GgmlType; 2], MatvecX, Reduce, MatvecShape, Activation, XNorm),
     /// Several tokens at once (prompt processing), with X reaching each thread as `MatmulX` says.
     Matmul(GgmlType, MatmulX),
     Embed(GgmlType),
@@ -234,7 +237,7 @@ pub enum MatmulX {
 }
 
 /// What a matvec does with a row's sum: ops fused into the projection, so that each
-/// saves a dispatch (and on lavapipe the fixed cost of one, ~150 µs).
+/// saves a dispatch (and on lavapipe the fixed cost of one, ~55 µs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Finish {
     /// y = sum.
@@ -259,6 +262,30 @@ impl Finish {
             Finish::Store => include_str!("../../shaders/matvec_store.wgsl").into(),
             Finish::Glu(_) => format!("{ACT}\n{}", include_str!("../../shaders/matvec_glu.wgsl")),
             Finish::Add => include_str!("../../shaders/matvec_add.wgsl").into(),
+        }
+    }
+}
+
+/// Whether a decoding matvec takes X as it is or RMS-normalises it itself (the norm
+/// fused in front of the projections of its output: one dispatch fewer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XNorm {
+    None,
+    Rms,
+}
+
+impl XNorm {
+    fn prefix(self) -> &'static str {
+        match self {
+            XNorm::None => "",
+            XNorm::Rms => "rms_",
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            XNorm::None => include_str!("../../shaders/matvec_norm_none.wgsl"),
+            XNorm::Rms => include_str!("../../shaders/matvec_norm_rms.wgsl"),
         }
     }
 }
@@ -339,16 +366,22 @@ impl MatmulX {
 impl Kernel {
     pub fn name(self) -> String {
         match self {
-            Kernel::Matvec(t, x, f, r, _) => {
+            Kernel::Matvec(t, x, f, r, _, n) => {
                 let u = if x == MatvecX::Uniform { "u_" } else { "" };
                 let sg = if r == Reduce::Subgroup { "sg_" } else { "" };
-                format!("matvec_{u}{sg}{}{}", t.name().to_lowercase(), f.suffix())
+                format!("matvec_{u}{sg}{}{}{}", n.prefix(), t.name().to_lowercase(), f.suffix())
             }
-            Kernel::MatvecQkv(t, x, r, _) => {
+            Kernel::MatvecQkv(t, x, r, _, n) => {
                 let u = if x == MatvecX::Uniform { "u_" } else { "" };
                 let u = if r == Reduce::Subgroup { format!("{u}sg_") } else { u.to_string() };
                 let names: Vec<String> = t.iter().map(|t| t.name().to_lowercase()).collect();
-                format!("matvec_qkv_{u}{}", names.join("_"))
+                format!("matvec_qkv_{u}{}{}", n.prefix(), names.join("_"))
+            }
+            Kernel::MatvecGateUp(t, x, r, _, _, n) => {
+                let u = if x == MatvecX::Uniform { "u_" } else { "" };
+                let u = if r == Reduce::Subgroup { format!("{u}sg_") } else { u.to_string() };
+                let names: Vec<String> = t.iter().map(|t| t.name().to_lowercase()).collect();
+                format!("matvec_gate_up_{u}{}{}", n.prefix(), names.join("_"))
             }
             Kernel::Matmul(t, MatmulX::Vec4) => format!("matmul_{}", t.name().to_lowercase()),
             Kernel::Matmul(t, MatmulX::Subgroup) => format!("matmul_sg_{}", t.name().to_lowercase()),
@@ -372,19 +405,30 @@ impl Kernel {
     fn source(self) -> (String, &'static str) {
         let quant = |ty: GgmlType, main: &str| format!("{COMMON}\n{KSCALE}\n{}\n{main}", quant_source(ty));
         match self {
-            Kernel::Matvec(t, x, f, r, _) => {
-                let (xs, rs) = (matvec_x_source(x), r.source());
+            Kernel::Matvec(t, x, f, r, _, n) => {
+                let (xs, rs, ns) = (matvec_x_source(x), r.source(), n.source());
                 let main = format!("{MATVEC_ROWS}\n{}", include_str!("../../shaders/matvec.wgsl"));
-                (format!("{}\n{xs}\n{}\n{rs}", quant(t, &main), f.source()), "main")
+                (format!("{}\n{xs}\n{}\n{rs}\n{ns}", quant(t, &main), f.source()), "main")
             }
-            Kernel::MatvecQkv(types, x, r, _) => {
+            Kernel::MatvecQkv(types, x, r, _, n) => {
                 let decoders: Vec<String> = types
                     .iter()
                     .enumerate()
                     .map(|(i, &t)| suffixed(&format!("{COMMON}\n{KSCALE}\n{}\n{MATVEC_ROWS}", quant_source(t)), i))
                     .collect();
                 let main = include_str!("../../shaders/matvec_qkv.wgsl");
-                (format!("{}\n{main}\n{}\n{}", decoders.join("\n"), matvec_x_source(x), r.source()), "main")
+                let (xs, rs, ns) = (matvec_x_source(x), r.source(), n.source());
+                (format!("{}\n{main}\n{xs}\n{rs}\n{ns}", decoders.join("\n")), "main")
+            }
+            Kernel::MatvecGateUp(types, x, r, _, _, n) => {
+                let decoders: Vec<String> = types
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &t)| suffixed(&format!("{COMMON}\n{KSCALE}\n{}\n{MATVEC_ROWS}", quant_source(t)), i))
+                    .collect();
+                let main = include_str!("../../shaders/matvec_gate_up.wgsl");
+                let (xs, rs, ns) = (matvec_x_source(x), r.source(), n.source());
+                (format!("{}\n{main}\n{xs}\n{rs}\n{ns}\n{ACT}", decoders.join("\n")), "main")
             }
             Kernel::Matmul(t, x) => {
                 let xs = match x {
@@ -643,8 +687,9 @@ impl Kernels {
         if !self.pipelines.contains_key(&k) {
             let (src, entry) = k.source();
             let constants: Vec<(&str, f64)> = match k {
-                Kernel::Matvec(_, _, f, r, shape) => self.matvec_constants(r, Some(f), shape),
-                Kernel::MatvecQkv(_, _, r, shape) => self.matvec_constants(r, None, shape),
+                Kernel::Matvec(_, _, f, r, shape, _) => self.matvec_constants(r, Some(f), shape),
+                Kernel::MatvecQkv(_, _, r, shape, _) => self.matvec_constants(r, None, shape),
+                Kernel::MatvecGateUp(_, _, r, shape, act, _) => self.matvec_constants(r, Some(Finish::Glu(act)), shape),
                 Kernel::Rope(kv) => vec![("KV_F16", (kv == KvType::F16) as u32 as f64)],
                 Kernel::Attention(kv, heads, rv) => {
                     vec![("KV_F16", (kv == KvType::F16) as u32 as f64), ("HEADS", heads as f64), ("RV", rv as f64)]

@@ -75,6 +75,27 @@ pub struct MatvecQkvParams {
 }
 const _: () = assert!(std::mem::size_of::<MatvecQkvParams>() == 32);
 
+/// shaders/matvec_norm_rms.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct FusedNormParams {
+    pub eps: f32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<FusedNormParams>() == 16);
+
+/// shaders/matvec_gate_up.wgsl
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MatvecGateUpParams {
+    /// Rows of each tensor (the FFN width).
+    pub rows: u32,
+    pub cols: u32,
+    /// Bytes per row of the gate and of the up tensor.
+    pub row_bytes: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<MatvecGateUpParams>() == 16);
+
 /// shaders/matmul.wgsl
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug)]

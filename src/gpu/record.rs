@@ -3,12 +3,13 @@
 //! `Batch` builder the same recipe records prompt chunks (matrix kernels become matmuls).
 //!
 //! When decoding, projections are held back until an op that is not one of the same
-//! input, so that what follows can be fused: q, k and v into one dispatch, the gated
-//! activation into the up projection, the residual add into an output projection. Marks
+//! input, so that what follows can be fused: q, k and v into one dispatch, gate and up
+//! and the gated activation into one (or the activation into the up projection where the
+//! two cannot share a dispatch), the residual add into an output projection. Marks
 //! met meanwhile wait for the fused dispatch.
 
 use super::buffers::GpuTensor;
-use super::builder::{AttnIo, Builder, RopeIo, Then};
+use super::builder::{AttnIo, Builder, FusedNorm, RopeIo, Then};
 use super::kernels::Dispatch;
 use super::params::AttnParams;
 use super::program::{Mark, Program, Segment};
@@ -32,7 +33,17 @@ pub struct Recorder<'a, 'b> {
     /// Decoding projections of one input not recorded yet (at most three), and the marks
     /// that come after them.
     held: Vec<Held>,
+    /// A decoding norm not recorded yet: the first matvec that reads its output does it.
+    held_norm: Option<HeldNorm>,
     held_marks: Vec<(&'static str, usize, Act)>,
+}
+
+/// An RMS norm dst = rms_norm(src) · g held back for fusion.
+struct HeldNorm {
+    label: String,
+    src: Act,
+    dst: Act,
+    g: GpuTensor,
 }
 
 /// A projection y = W·x held back for fusion.
@@ -53,7 +64,8 @@ impl<'a, 'b> Recorder<'a, 'b> {
         n_ctx: usize,
     ) -> Self {
         let (program, pass) = (Program::default(), Vec::new());
-        Recorder { b, c, bufs, acts, logits, n_ctx, program, pass, held: Vec::new(), held_marks: Vec::new() }
+        let (held, held_norm, held_marks) = (Vec::new(), None, Vec::new());
+        Recorder { b, c, bufs, acts, logits, n_ctx, program, pass, held, held_norm, held_marks }
     }
 
     /// Copy the last token row of a chunk's residual stream into `dst` (before a decoding head).
@@ -77,22 +89,56 @@ impl<'a, 'b> Recorder<'a, 'b> {
         let held = std::mem::take(&mut self.held);
         if let [q, k, v] = held.as_slice() {
             let label = q.label.replace("attn_q", "attn_qkv");
-            let (x, y) = (self.buf(q.x)?, [self.buf(q.y)?, self.buf(k.y)?, self.buf(v.y)?]);
-            if let Some(d) = self.b.matvec_qkv(&label, [&q.w, &k.w, &v.w], x, y)? {
+            let (x, norm) = self.input(q.x)?;
+            let y = [self.buf(q.y)?, self.buf(k.y)?, self.buf(v.y)?];
+            let fused = norm.is_some();
+            if let Some(d) = self.b.matvec_qkv(&label, [&q.w, &k.w, &v.w], &x, y, norm)? {
                 self.pass.push(d);
+                self.norm_done(fused);
                 return self.release_marks();
             }
         }
         for h in held {
             self.emit(h, Then::Store)?;
         }
+        self.emit_held_norm()?;
         self.release_marks()
     }
 
     fn emit(&mut self, h: Held, then: Then) -> Result<()> {
-        let (x, y) = (self.buf(h.x)?, self.buf(h.y)?);
-        let ds = self.b.matvec_then(&h.label, &h.w, x, y, then)?;
+        let ((x, norm), y) = (self.input(h.x)?, self.buf(h.y)?);
+        let fused = norm.is_some();
+        let ds = self.b.matvec_normed(&h.label, &h.w, &x, y, then, norm)?;
         self.pass.extend(ds);
+        self.norm_done(fused);
+        Ok(())
+    }
+
+    /// What a matvec reading `x` binds as its X: `x` itself, or where `x` is the output of
+    /// the held norm, the norm's input and the norm to fuse.
+    fn input(&self, x: Act) -> Result<(wgpu::Buffer, Option<FusedNorm>)> {
+        match &self.held_norm {
+            Some(n) if n.dst == x => {
+                let (g, out, eps) = (vector(&n.g).clone(), self.buf(n.dst)?.clone(), self.c.rms_eps);
+                Ok((self.buf(n.src)?.clone(), Some(FusedNorm { g, out, eps })))
+            }
+            _ => Ok((self.buf(x)?.clone(), None)),
+        }
+    }
+
+    /// A dispatch recorded with the held norm fused (`fused`) did the norm.
+    fn norm_done(&mut self, fused: bool) {
+        if fused {
+            self.held_norm = None;
+        }
+    }
+
+    /// The held norm as a dispatch of its own, where no matvec took it.
+    fn emit_held_norm(&mut self) -> Result<()> {
+        let Some(n) = self.held_norm.take() else { return Ok(()) };
+        let (x, y) = (self.buf(n.src)?, self.buf(n.dst)?);
+        let d = self.b.rms_norm(&n.label, x, y, vector(&n.g), 1, self.width(n.dst), self.c.rms_eps)?;
+        self.pass.push(d);
         Ok(())
     }
 
@@ -105,7 +151,27 @@ impl<'a, 'b> Recorder<'a, 'b> {
         if let Some(h) = last {
             self.emit(h, then)?;
         }
+        self.emit_held_norm()?;
         self.release_marks()
+    }
+
+    /// Gate and up just held, of one input: one dispatch for both and the activation.
+    /// False where they cannot be fused (see `Builder::matvec_gate_up`).
+    fn fused_gate_up(&mut self, gate: Act, up: Act, act: Activation) -> Result<bool> {
+        let [g, u] = self.held.as_slice() else { return Ok(false) };
+        if g.y != gate || u.y != up || g.x != u.x {
+            return Ok(false);
+        }
+        let label = g.label.replace("ffn_gate", "ffn_gate_up");
+        let ((x, norm), y) = (self.input(g.x)?, self.buf(gate)?);
+        let fused = norm.is_some();
+        let Some(d) = self.b.matvec_gate_up(&label, [&g.w, &u.w], &x, y, act, norm)? else { return Ok(false) };
+        self.held.clear();
+        self.pass.push(d);
+        self.norm_done(fused);
+        self.emit_held_norm()?;
+        self.release_marks()?;
+        Ok(true)
     }
 
     fn release_marks(&mut self) -> Result<()> {
@@ -178,6 +244,11 @@ impl Ops for Recorder<'_, '_> {
 
     fn norm(&mut self, op: Op, src: Act, dst: Act, g: &GpuTensor, rows: usize) -> Result<()> {
         self.flush()?;
+        // A decoding norm of one row into another buffer: the next matvec reading dst fuses it.
+        if self.b.batch.is_none() && src != dst && rows == 1 {
+            self.held_norm = Some(HeldNorm { label: op.to_string(), src, dst, g: g.clone() });
+            return Ok(());
+        }
         let (eps, label) = (self.c.rms_eps, op.to_string());
         let cols = self.width(dst) / rows as u32;
         let (x, y) = (self.buf(src)?, self.buf(dst)?);
@@ -248,6 +319,9 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn glu(&mut self, op: Op, gate: Act, up: Act, act: Activation) -> Result<()> {
+        if self.fused_gate_up(gate, up, act)? {
+            return Ok(());
+        }
         // The up projection just held: it writes act(gate) · up into the gate itself.
         if self.last_held_wrote(up) {
             if let Some(h) = self.held.last_mut() {
@@ -287,7 +361,7 @@ impl Ops for Recorder<'_, '_> {
         if self.b.batch.is_some() {
             return Ok(());
         }
-        if !self.held.is_empty() {
+        if !self.held.is_empty() || self.held_norm.is_some() {
             self.held_marks.push((name, layer, x));
             return Ok(());
         }
