@@ -45,12 +45,17 @@ fn main(ids: Ids) {
     let first = group * slots * R + ids.lid / TPR;
     let t = ids.lid % TPR;
     let acc = rows_dot(first, slots, t, P.rows, P.cols, P.row_bytes);
-    // A fused RMS norm's scale (exactly 1 without one: matvec_norm_*.wgsl).
-    let scale = norm_scale(ids, t);
+    // The first row's sum and a fused RMS norm's Σ x² added up together; the norm's scale
+    // is exactly 1 without one (matvec_norm_*.wgsl).
+    let first_sums = row_total4(ids, t, vec4<f32>(acc[0], norm_ss(), 0.0, 0.0));
+    let scale = norm_scale(first_sums.y);
     norm_store(ids, group, t, scale);
     for (var r = 0u; r < R; r++) {
         let row = first + r * slots;
-        let total = row_total(ids, t, acc[r]);
+        var total = first_sums.x;
+        if (r > 0u) {
+            total = row_total(ids, t, acc[r]);
+        }
         if (t == 0u && row < P.rows) {
             finish(P.out_offset + row, total * scale);
         }

@@ -45,12 +45,18 @@ fn main(ids: Ids) {
     // Both walks load all of x: a fused norm counts its squares once.
     norm_reset();
     let up = rows_dot_1(first, slots, t, P.rows, P.cols, P.row_bytes1);
-    let scale = norm_scale(ids, t);
+    // The first row's two sums and a fused norm's Σ x² added up together.
+    let first_sums = row_total4(ids, t, vec4<f32>(gate[0], up[0], norm_ss(), 0.0));
+    let scale = norm_scale(first_sums.z);
     norm_store(ids, group, t, scale);
     for (var r = 0u; r < R; r++) {
         let row = first + r * slots;
-        let g = row_total(ids, t, gate[r]) * scale;
-        let u = row_total(ids, t, up[r]) * scale;
+        var sums = first_sums.xy;
+        if (r > 0u) {
+            sums = row_total4(ids, t, vec4<f32>(gate[r], up[r], 0.0, 0.0)).xy;
+        }
+        let g = sums.x * scale;
+        let u = sums.y * scale;
         if (t == 0u && row < P.rows) {
             Y[row] = gate_act(g, ACT) * u;
         }

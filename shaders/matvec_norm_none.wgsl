@@ -13,7 +13,11 @@ fn unit_ss(xi: u32, n: u32) {}
 
 fn norm_reset() {}
 
-fn norm_scale(ids: Ids, t: u32) -> f32 {
+fn norm_ss() -> f32 {
+    return 0.0;
+}
+
+fn norm_scale(ss: f32) -> f32 {
     return 1.0;
 }
 

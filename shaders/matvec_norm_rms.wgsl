@@ -45,13 +45,17 @@ fn norm_reset() {
     x_ss = 0.0;
 }
 
-// The row's scale, in the row's first lane (t == 0), where `finish` runs.
-fn norm_scale(ids: Ids, t: u32) -> f32 {
-    var ss = x_ss;
+// This thread's part of Σ x² (with broadcasts, its group of eight's whole sum), for the
+// row reduction that adds the row's lanes.
+fn norm_ss() -> f32 {
     if (can_broadcast()) {
-        ss = sum8(ss);
+        return sum8(x_ss);
     }
-    ss = row_total(ids, t, ss);
+    return x_ss;
+}
+
+// The norm's scale from the row's Σ x².
+fn norm_scale(ss: f32) -> f32 {
     return 1.0 / sqrt(ss / f32(P.cols) + NP.eps);
 }
 

@@ -76,11 +76,15 @@ fn main(ids: Ids) {
     } else {
         acc = rows_dot_2(first, slots, t, rows, P.cols, P.row_bytes2);
     }
-    let scale = norm_scale(ids, t);
+    let first_sums = row_total4(ids, t, vec4<f32>(acc[0], norm_ss(), 0.0, 0.0));
+    let scale = norm_scale(first_sums.y);
     norm_store(ids, ids.wid.x + ids.wid.y * ids.nwg.x, t, scale);
     for (var r = 0u; r < R; r++) {
         let row = first + r * slots;
-        let total = row_total(ids, t, acc[r]);
+        var total = first_sums.x;
+        if (r > 0u) {
+            total = row_total(ids, t, acc[r]);
+        }
         if (t == 0u && row < rows) {
             store(tensor, row, total * scale);
         }

@@ -40,6 +40,33 @@ fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
     return total;
 }
 
+var<workgroup> partial4: array<vec4<f32>, 64>;
+
+// row_total of four sums at once (one barrier pair where a row spans subgroups, however
+// many of the four are used): a row's first sum and a fused norm's x², gate and up.
+fn row_total4(ids: Ids, t: u32, acc: vec4<f32>) -> vec4<f32> {
+    var v = acc;
+    for (var m = min(TPR, SG) / 2u; m > 0u; m >>= 1u) {
+        v += subgroupShuffleXor(v, m);
+    }
+    if (TPR <= SG) {
+        return v;
+    }
+    if (ids.sid == 0u) {
+        partial4[ids.lid / SG] = v;
+    }
+    workgroupBarrier();
+    var total = vec4<f32>(0.0);
+    if (t == 0u) {
+        let first = ids.lid / SG;
+        for (var i = 0u; i < TPR / SG; i++) {
+            total += partial4[first + i];
+        }
+    }
+    workgroupBarrier();
+    return total;
+}
+
 // This lane's place among the first eight of its subgroup (matvec_x_uniform's load_x).
 var<private> lane: u32;
 

@@ -21,6 +21,21 @@ fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
     return partial[ids.lid];
 }
 
+var<workgroup> partial4: array<vec4<f32>, 64>;
+
+// row_total of four sums at once: a row's first sum and a fused norm's x², gate and up.
+fn row_total4(ids: Ids, t: u32, acc: vec4<f32>) -> vec4<f32> {
+    partial4[ids.lid] = acc;
+    workgroupBarrier();
+    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            partial4[ids.lid] += partial4[ids.lid + s];
+        }
+        workgroupBarrier();
+    }
+    return partial4[ids.lid];
+}
+
 // Without subgroups each thread loads X itself (matvec_x_uniform's load_x).
 var<private> lane: u32;
 
