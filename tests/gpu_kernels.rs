@@ -222,7 +222,7 @@ fn embed_every_type_and_split() {
 }
 
 #[test]
-fn rms_norm_and_inplace() {
+fn rms_norm_inplace_and_with_the_residual_add() {
     let Some(mut r) = rig() else { return };
     let (rows, cols, eps) = (3usize, 577usize, 1e-6f32);
     let x = rand_f32(rows * cols, 11);
@@ -242,6 +242,18 @@ fn rms_norm_and_inplace() {
     run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
     let e = nmse(&read_f32(&r.ctx, &xb, rows * cols).unwrap(), &want);
     assert!(e < F32_NMSE, "rms_norm_inplace: NMSE {e:e}");
+
+    // A post-norm and the residual add after it (one row, as decoding runs it): its twins
+    // one after the other, the normed row kept in place as well.
+    let stream = rand_f32(cols, 13);
+    let mut want_z = stream.clone();
+    ops::add(&mut want_z, &want[..cols]);
+    let (yb, zb) = (f32_buffer_init(&r.ctx, "y", &x[..cols]), f32_buffer_init(&r.ctx, "z", &stream));
+    let d = r.builder().rms_norm_add("rms_norm_add", &yb, &zb, &gb, cols as u32, eps).unwrap();
+    run_once(&r.ctx, &r.step, Step::default(), &[d]).unwrap();
+    let ey = nmse(&read_f32(&r.ctx, &yb, cols).unwrap(), &want[..cols]);
+    let ez = nmse(&read_f32(&r.ctx, &zb, cols).unwrap(), &want_z);
+    assert!(ey < F32_NMSE && ez < F32_NMSE, "rms_norm_add: NMSE y {ey:e}, z {ez:e}");
 }
 
 #[test]

@@ -453,6 +453,26 @@ impl Builder<'_> {
         self.norm(Kernel::RmsNormInplace, label, None, y, g, (rows, cols, eps))
     }
 
+    /// y = rms_norm(y) * g in place, then z += y: a post-norm and the residual add.
+    pub fn rms_norm_add(
+        &mut self,
+        label: &str,
+        y: &wgpu::Buffer,
+        z: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        cols: u32,
+        eps: f32,
+    ) -> Result<Dispatch> {
+        let t = self.tokens();
+        let pb = uniform(self.ctx, label, &NormParams { rows: t, cols, eps, _pad: 0 });
+        let n = t as u64 * cols as u64 * 4;
+        // The in-place norm's bytes and the stream's, read and written.
+        let traffic = Traffic { read: 2 * n + cols as u64 * 4, written: 2 * n, read_per_pos: 0 };
+        let groups = self.flat(1, 1);
+        let buffers = [(1, y), (2, g), (3, &pb), (4, z)];
+        self.dispatch(Kernel::RmsNormAdd, label, &buffers, groups, traffic, (y, cols))
+    }
+
     /// Either norm: from `x` into `y`, or `y` in place (x None); `rows` of `cols` per token.
     fn norm(
         &mut self,

@@ -59,6 +59,8 @@ pub enum Kernel {
     EmbedBatch(GgmlType),
     RmsNorm,
     RmsNormInplace,
+    /// A row normalised in place and added into the residual stream.
+    RmsNormAdd,
     /// RoPE of q and k, and the append of k and v to the cache of that type.
     Rope(KvType),
     /// Flash-decoding attention over a cache of that type, with (query heads per
@@ -389,6 +391,7 @@ impl Kernel {
             Kernel::EmbedBatch(t) => format!("embed_batch_{}", t.name().to_lowercase()),
             Kernel::RmsNorm => "rms_norm".into(),
             Kernel::RmsNormInplace => "rms_norm_inplace".into(),
+            Kernel::RmsNormAdd => "rms_norm_add".into(),
             Kernel::Rope(kv) => format!("rope{}", kv_suffix(kv)),
             Kernel::Attention(kv, heads, _) => format!("attention_h{heads}{}", kv_suffix(kv)),
             Kernel::AttentionReduce => "attention_reduce".into(),
@@ -443,6 +446,7 @@ impl Kernel {
             Kernel::RmsNormInplace => {
                 (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_inplace")
             }
+            Kernel::RmsNormAdd => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_add"),
             Kernel::Rope(_) => (include_str!("../../shaders/rope.wgsl").into(), "main"),
             Kernel::Attention(..) => (include_str!("../../shaders/attention.wgsl").into(), "main"),
             Kernel::AttentionReduce => (include_str!("../../shaders/attention.wgsl").into(), "reduce"),

@@ -5,8 +5,10 @@
 //! When decoding, projections are held back until an op that is not one of the same
 //! input, so that what follows can be fused: q, k and v into one dispatch, gate and up
 //! and the gated activation into one (or the activation into the up projection where the
-//! two cannot share a dispatch), the residual add into an output projection. Marks
-//! met meanwhile wait for the fused dispatch.
+//! two cannot share a dispatch), the residual add into an output projection. A norm is
+//! held too: the first projection of its output computes it (`XNorm::Rms`), and an
+//! in-place post-norm joins the residual add after it. Marks met meanwhile wait for the
+//! fused dispatch.
 
 use super::buffers::GpuTensor;
 use super::builder::{AttnIo, Builder, FusedNorm, RopeIo, Then};
@@ -118,7 +120,7 @@ impl<'a, 'b> Recorder<'a, 'b> {
     /// the held norm, the norm's input and the norm to fuse.
     fn input(&self, x: Act) -> Result<(wgpu::Buffer, Option<FusedNorm>)> {
         match &self.held_norm {
-            Some(n) if n.dst == x => {
+            Some(n) if n.dst == x && n.src != n.dst => {
                 let (g, out, eps) = (vector(&n.g).clone(), self.buf(n.dst)?.clone(), self.c.rms_eps);
                 Ok((self.buf(n.src)?.clone(), Some(FusedNorm { g, out, eps })))
             }
@@ -136,8 +138,11 @@ impl<'a, 'b> Recorder<'a, 'b> {
     /// The held norm as a dispatch of its own, where no matvec took it.
     fn emit_held_norm(&mut self) -> Result<()> {
         let Some(n) = self.held_norm.take() else { return Ok(()) };
-        let (x, y) = (self.buf(n.src)?, self.buf(n.dst)?);
-        let d = self.b.rms_norm(&n.label, x, y, vector(&n.g), 1, self.width(n.dst), self.c.rms_eps)?;
+        let (x, y, g, eps) = (self.buf(n.src)?, self.buf(n.dst)?, vector(&n.g), self.c.rms_eps);
+        let d = match n.src == n.dst {
+            true => self.b.rms_norm_inplace(&n.label, y, g, 1, self.width(n.dst), eps)?,
+            false => self.b.rms_norm(&n.label, x, y, g, 1, self.width(n.dst), eps)?,
+        };
         self.pass.push(d);
         Ok(())
     }
@@ -244,8 +249,9 @@ impl Ops for Recorder<'_, '_> {
 
     fn norm(&mut self, op: Op, src: Act, dst: Act, g: &GpuTensor, rows: usize) -> Result<()> {
         self.flush()?;
-        // A decoding norm of one row into another buffer: the next matvec reading dst fuses it.
-        if self.b.batch.is_none() && src != dst && rows == 1 {
+        // A decoding norm of one row: the next matvec reading dst fuses it, or (in place, a
+        // post-norm) the residual add after it.
+        if self.b.batch.is_none() && rows == 1 {
             self.held_norm = Some(HeldNorm { label: op.to_string(), src, dst, g: g.clone() });
             return Ok(());
         }
@@ -263,6 +269,10 @@ impl Ops for Recorder<'_, '_> {
 
     fn project(&mut self, op: Op, w: &GpuTensor, bias: Option<&GpuTensor>, x: Act, y: Act) -> Result<()> {
         let label = op.to_string();
+        // Only a norm into another buffer fuses into a projection: an in-place one goes first.
+        if self.held_norm.as_ref().is_some_and(|n| n.src == n.dst) {
+            self.emit_held_norm()?;
+        }
         if self.b.batch.is_none() && bias.is_none() {
             // Another projection of the same input joins the held ones (q, k, v; gate, up).
             if self.held.len() == 3 || self.held.first().is_some_and(|h| h.x != x) {
@@ -336,6 +346,13 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn add(&mut self, op: Op, x: Act, y: Act) -> Result<()> {
+        // A post-norm of y just held: normalised in place and added in one dispatch.
+        if let Some(n) = self.held_norm.take_if(|n| n.src == y && n.dst == y) {
+            let (z, g, width) = (self.buf(x)?, vector(&n.g), self.width(y));
+            let d = self.b.rms_norm_add(&n.label, self.buf(y)?, z, g, width, self.c.rms_eps)?;
+            self.pass.push(d);
+            return self.release_marks();
+        }
         // The projection that wrote y just held: it adds its rows into x as it stores them.
         if self.last_held_wrote(y) {
             let residual = self.buf(x)?;
