@@ -166,6 +166,14 @@ impl Builder<'_> {
         }
     }
 
+    /// Whether a decoding matvec reading `x` should compute a norm of it itself: where X
+    /// is cached a unit at a time (uniform X), so g multiplies each x once per unit. Where
+    /// the decoders read X per weight (storage X, GPUs) g would be read per weight too —
+    /// it halved the GPU class's decoding on lavapipe — so there the norm stays a dispatch.
+    pub fn fuses_norm(&self, x: &wgpu::Buffer) -> bool {
+        self.matvec_x(x) == MatvecX::Uniform
+    }
+
     /// y = W·x, one dispatch per part of W. `y` holds all `W.rows` outputs (per token).
     pub fn matvec(&mut self, label: &str, w: &GpuTensor, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Vec<Dispatch>> {
         match self.batch {

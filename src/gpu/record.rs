@@ -117,15 +117,18 @@ impl<'a, 'b> Recorder<'a, 'b> {
     }
 
     /// What a matvec reading `x` binds as its X: `x` itself, or where `x` is the output of
-    /// the held norm, the norm's input and the norm to fuse.
-    fn input(&self, x: Act) -> Result<(wgpu::Buffer, Option<FusedNorm>)> {
-        match &self.held_norm {
-            Some(n) if n.dst == x && n.src != n.dst => {
+    /// the held norm and the matvec can compute it (`Builder::fuses_norm`), the norm's input
+    /// and the norm to fuse. A held norm of `x` that cannot be fused is recorded first.
+    fn input(&mut self, x: Act) -> Result<(wgpu::Buffer, Option<FusedNorm>)> {
+        if let Some(n) = self.held_norm.as_ref().filter(|n| n.dst == x) {
+            let src = self.buf(n.src)?;
+            if n.src != n.dst && self.b.fuses_norm(src) {
                 let (g, out, eps) = (vector(&n.g).clone(), self.buf(n.dst)?.clone(), self.c.rms_eps);
-                Ok((self.buf(n.src)?.clone(), Some(FusedNorm { g, out, eps })))
+                return Ok((src.clone(), Some(FusedNorm { g, out, eps })));
             }
-            _ => Ok((self.buf(x)?.clone(), None)),
+            self.emit_held_norm()?;
         }
+        Ok((self.buf(x)?.clone(), None))
     }
 
     /// A dispatch recorded with the held norm fused (`fused`) did the norm.
@@ -167,10 +170,10 @@ impl<'a, 'b> Recorder<'a, 'b> {
         if g.y != gate || u.y != up || g.x != u.x {
             return Ok(false);
         }
-        let label = g.label.replace("ffn_gate", "ffn_gate_up");
-        let ((x, norm), y) = (self.input(g.x)?, self.buf(gate)?);
+        let (label, w, input) = (g.label.replace("ffn_gate", "ffn_gate_up"), [g.w.clone(), u.w.clone()], g.x);
+        let ((x, norm), y) = (self.input(input)?, self.buf(gate)?);
         let fused = norm.is_some();
-        let Some(d) = self.b.matvec_gate_up(&label, [&g.w, &u.w], &x, y, act, norm)? else { return Ok(false) };
+        let Some(d) = self.b.matvec_gate_up(&label, [&w[0], &w[1]], &x, y, act, norm)? else { return Ok(false) };
         self.held.clear();
         self.pass.push(d);
         self.norm_done(fused);
@@ -269,10 +272,6 @@ impl Ops for Recorder<'_, '_> {
 
     fn project(&mut self, op: Op, w: &GpuTensor, bias: Option<&GpuTensor>, x: Act, y: Act) -> Result<()> {
         let label = op.to_string();
-        // Only a norm into another buffer fuses into a projection: an in-place one goes first.
-        if self.held_norm.as_ref().is_some_and(|n| n.src == n.dst) {
-            self.emit_held_norm()?;
-        }
         if self.b.batch.is_none() && bias.is_none() {
             // Another projection of the same input joins the held ones (q, k, v; gate, up).
             if self.held.len() == 3 || self.held.first().is_some_and(|h| h.x != x) {
