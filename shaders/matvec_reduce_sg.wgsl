@@ -13,34 +13,12 @@ struct Ids {
     @builtin(subgroup_invocation_id) sid: u32,
 }
 
-var<workgroup> partial: array<f32, 64>;
-
 // The row's total, in the row's first lane (t == 0).
 fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
-    var v = acc;
-    for (var m = min(TPR, SG) / 2u; m > 0u; m >>= 1u) {
-        v += subgroupShuffleXor(v, m);
-    }
-    if (TPR <= SG) {
-        return v;
-    }
-    if (ids.sid == 0u) {
-        partial[ids.lid / SG] = v;
-    }
-    workgroupBarrier();
-    var total = 0.0;
-    if (t == 0u) {
-        let first = ids.lid / SG;
-        for (var i = 0u; i < TPR / SG; i++) {
-            total += partial[first + i];
-        }
-    }
-    // The next row's sums may not overwrite these before they are read.
-    workgroupBarrier();
-    return total;
+    return row_total4(ids, t, vec4<f32>(acc, 0.0, 0.0, 0.0)).x;
 }
 
-var<workgroup> partial4: array<vec4<f32>, 64>;
+var<workgroup> partial: array<vec4<f32>, 64>;
 
 // row_total of four sums at once (one barrier pair where a row spans subgroups, however
 // many of the four are used): a row's first sum and a fused norm's x², gate and up.
@@ -53,14 +31,14 @@ fn row_total4(ids: Ids, t: u32, acc: vec4<f32>) -> vec4<f32> {
         return v;
     }
     if (ids.sid == 0u) {
-        partial4[ids.lid / SG] = v;
+        partial[ids.lid / SG] = v;
     }
     workgroupBarrier();
     var total = vec4<f32>(0.0);
     if (t == 0u) {
         let first = ids.lid / SG;
         for (var i = 0u; i < TPR / SG; i++) {
-            total += partial4[first + i];
+            total += partial[first + i];
         }
     }
     workgroupBarrier();

@@ -6,10 +6,15 @@ struct Ids {
     @builtin(local_invocation_index) lid: u32,
 }
 
-var<workgroup> partial: array<f32, 64>;
-
 // The row's total, in the row's first lane (t == 0).
 fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
+    return row_total4(ids, t, vec4<f32>(acc, 0.0, 0.0, 0.0)).x;
+}
+
+var<workgroup> partial: array<vec4<f32>, 64>;
+
+// row_total of four sums at once: a row's first sum and a fused norm's x², gate and up.
+fn row_total4(ids: Ids, t: u32, acc: vec4<f32>) -> vec4<f32> {
     partial[ids.lid] = acc;
     workgroupBarrier();
     for (var s = TPR / 2u; s > 0u; s >>= 1u) {
@@ -19,21 +24,6 @@ fn row_total(ids: Ids, t: u32, acc: f32) -> f32 {
         workgroupBarrier();
     }
     return partial[ids.lid];
-}
-
-var<workgroup> partial4: array<vec4<f32>, 64>;
-
-// row_total of four sums at once: a row's first sum and a fused norm's x², gate and up.
-fn row_total4(ids: Ids, t: u32, acc: vec4<f32>) -> vec4<f32> {
-    partial4[ids.lid] = acc;
-    workgroupBarrier();
-    for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            partial4[ids.lid] += partial4[ids.lid + s];
-        }
-        workgroupBarrier();
-    }
-    return partial4[ids.lid];
 }
 
 // Without subgroups each thread loads X itself (matvec_x_uniform's load_x).

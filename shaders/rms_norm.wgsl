@@ -39,6 +39,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 }
 
+// The norm's scale of Y's row at `base`, in every invocation.
+fn y_scale(base: u32, lid: u32) -> f32 {
+    var acc = 0.0;
+    for (var i = lid; i < P.cols; i += WG) {
+        let v = Y[base + i];
+        acc += v * v;
+    }
+    return 1.0 / sqrt(reduce_sum(lid, acc) / f32(P.cols) + P.eps);
+}
+
 @compute @workgroup_size(64)
 fn main_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -48,12 +58,7 @@ fn main_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let base = row * P.cols;
-    var acc = 0.0;
-    for (var i = lid; i < P.cols; i += WG) {
-        let v = Y[base + i];
-        acc += v * v;
-    }
-    let scale = 1.0 / sqrt(reduce_sum(lid, acc) / f32(P.cols) + P.eps);
+    let scale = y_scale(base, lid);
     for (var i = lid; i < P.cols; i += WG) {
         Y[base + i] = Y[base + i] * scale * G[i];
     }
@@ -68,12 +73,7 @@ fn main_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         return;
     }
     let base = row * P.cols;
-    var acc = 0.0;
-    for (var i = lid; i < P.cols; i += WG) {
-        let v = Y[base + i];
-        acc += v * v;
-    }
-    let scale = 1.0 / sqrt(reduce_sum(lid, acc) / f32(P.cols) + P.eps);
+    let scale = y_scale(base, lid);
     for (var i = lid; i < P.cols; i += WG) {
         let v = Y[base + i] * scale * G[i];
         Y[base + i] = v;
