@@ -445,7 +445,7 @@ impl Builder<'_> {
         cols: u32,
         eps: f32,
     ) -> Result<Dispatch> {
-        self.norm(Kernel::RmsNorm, label, Some(x), y, g, (rows, cols, eps))
+        self.norm(Kernel::RmsNorm, label, Some((0, x)), y, g, (rows, cols, eps))
     }
 
     /// y = rms_norm(y) * g, in place.
@@ -471,22 +471,21 @@ impl Builder<'_> {
         cols: u32,
         eps: f32,
     ) -> Result<Dispatch> {
-        let t = self.tokens();
-        let pb = uniform(self.ctx, label, &NormParams { rows: t, cols, eps, _pad: 0 });
-        let n = t as u64 * cols as u64 * 4;
-        // The in-place norm's bytes and the stream's, read and written.
-        let traffic = Traffic { read: 2 * n + cols as u64 * 4, written: 2 * n, read_per_pos: 0 };
-        let groups = self.flat(1, 1);
-        let buffers = [(1, y), (2, g), (3, &pb), (4, z)];
-        self.dispatch(Kernel::RmsNormAdd, label, &buffers, groups, traffic, (y, cols))
+        let mut d = self.norm(Kernel::RmsNormAdd, label, Some((4, z)), y, g, (1, cols, eps))?;
+        // The in-place norm's bytes, and the stream's read and written.
+        let n = self.tokens() as u64 * cols as u64 * 4;
+        d.traffic.read += n;
+        d.traffic.written += n;
+        Ok(d)
     }
 
-    /// Either norm: from `x` into `y`, or `y` in place (x None); `rows` of `cols` per token.
+    /// Any norm: from X (binding 0) into `y`, or `y` in place (and added into Z, binding
+    /// 4), as `extra` binds; `rows` of `cols` per token.
     fn norm(
         &mut self,
         kernel: Kernel,
         label: &str,
-        x: Option<&wgpu::Buffer>,
+        extra: Option<(u32, &wgpu::Buffer)>,
         y: &wgpu::Buffer,
         g: &wgpu::Buffer,
         (rows, cols, eps): (u32, u32, f32),
@@ -497,7 +496,7 @@ impl Builder<'_> {
         let traffic = Traffic { read: n + cols as u64 * 4, written: n, read_per_pos: 0 };
         let groups = self.flat(rows, 1);
         let mut buffers = vec![(1, y), (2, g), (3, &pb)];
-        buffers.extend(x.map(|x| (0, x)));
+        buffers.extend(extra);
         self.dispatch(kernel, label, &buffers, groups, traffic, (y, rows * cols))
     }
 
