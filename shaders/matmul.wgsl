@@ -26,6 +26,10 @@ struct Step {
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;        // [cols, rows] any GGUF type
+// W again, 16 bytes at a time: the decoders of types whose quants lie on 16 bytes read them
+// in one load (on lavapipe every load is a per-lane gather, so fewer, wider ones pay).
+@group(0) @binding(12) var<storage, read> Wv: array<vec4<u32>>;  // [cols, rows] as W
+const WV: bool = false;  // decoders read W 16 bytes at a time (common.wgsl)
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;  // [cols, chunk tokens] column-major
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [tokens, out_stride]
 @group(0) @binding(3) var<uniform> P: Params;

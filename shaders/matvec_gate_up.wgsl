@@ -17,6 +17,10 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> W0: array<u32>;       // [cols, rows] gate, any GGUF type
 @group(0) @binding(5) var<storage, read> W1: array<u32>;       // [cols, rows] up, any GGUF type
+// W0 and W1 again, 16 bytes at a time (see matvec.wgsl's Wv).
+@group(0) @binding(12) var<storage, read> W0v: array<vec4<u32>>;  // as W0
+@group(0) @binding(13) var<storage, read> W1v: array<vec4<u32>>;  // as W1
+const WV: bool = true;  // decoders read W 16 bytes at a time (common.wgsl)
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [rows] act(gate) · up
 @group(0) @binding(3) var<uniform> P: Params;
 

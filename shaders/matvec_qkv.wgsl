@@ -21,6 +21,11 @@ struct Params {
 @group(0) @binding(0) var<storage, read> W0: array<u32>;        // [cols, rows0] q
 @group(0) @binding(5) var<storage, read> W1: array<u32>;        // [cols, rows1] k
 @group(0) @binding(6) var<storage, read> W2: array<u32>;        // [cols, rows2] v
+// W0, W1, W2 again, 16 bytes at a time (see matvec.wgsl's Wv).
+@group(0) @binding(12) var<storage, read> W0v: array<vec4<u32>>;  // as W0
+@group(0) @binding(13) var<storage, read> W1v: array<vec4<u32>>;  // as W1
+@group(0) @binding(14) var<storage, read> W2v: array<vec4<u32>>;  // as W2
+const WV: bool = true;  // decoders read W 16 bytes at a time (common.wgsl)
 @group(0) @binding(2) var<storage, read_write> Y0: array<f32>;  // [rows0]
 @group(0) @binding(7) var<storage, read_write> Y1: array<f32>;  // [rows1]
 @group(0) @binding(8) var<storage, read_write> Y2: array<f32>;  // [rows2]

@@ -14,10 +14,12 @@ fn block_get(b: u32, j: u32) -> f32 {
 
 fn block_dot(b: u32, xi: u32) -> acc_t {
     let k = b / BLOCK_BYTES;
+    // All 16 bytes of quants in one load where the kernel reads wide (WV, see common.wgsl).
     let w0 = body_at(k) >> 2u;
+    let qv = Wv[body_at(k) >> 4u];
     var s = acc_zero();
     for (var i = 0u; i < 4u; i++) {
-        let q = W[w0 + i];
+        let q = select(W[w0 + i], word_of(qv, i), WV);
         for (var n = 0u; n < 4u; n++) {
             let byte = (q >> (8u * n)) & 0xFFu;
             let j = 4u * i + n;

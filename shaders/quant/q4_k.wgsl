@@ -13,15 +13,21 @@ fn block_get(b: u32, j: u32) -> f32 {
 }
 
 fn block_dot(b: u32, xi: u32) -> acc_t {
-    let d = load_f16(b);
-    let dmin = load_f16(b + 2u);
+    // Blocks are 144 bytes, so each starts on 16: the header (d, dmin, the 12 scale bytes)
+    // is one load and each 32-byte run of quants two (Wv: W 16 bytes at a time).
+    let v = b >> 4u;
+    let h = Wv[v];
+    let d = unpack2x16float(h.x).x;
+    let dmin = unpack2x16float(h.x).y;
     var s = acc_zero();
     for (var c = 0u; c < 4u; c++) {
-        let sm1 = scale_min_k4(b + 4u, 2u * c);
-        let sm2 = scale_min_k4(b + 4u, 2u * c + 1u);
+        let sm1 = scale_min_k4v(h, 2u * c);
+        let sm2 = scale_min_k4v(h, 2u * c + 1u);
+        let qa = Wv[v + 1u + 2u * c];
+        let qb = Wv[v + 2u + 2u * c];
         var s1 = acc_zero(); var s2 = acc_zero(); var sx1 = acc_zero(); var sx2 = acc_zero();
         for (var w = 0u; w < 8u; w++) {
-            let q4 = load_u32(b + 16u + c * 32u + 4u * w);
+            let q4 = select(load_u32(b + 16u + c * 32u + 4u * w), word_of(select(qa, qb, w >= 4u), w & 3u), WV);
             for (var t = 0u; t < 4u; t++) {
                 let byte = (q4 >> (8u * t)) & 0xFFu;
                 let l = 4u * w + t;

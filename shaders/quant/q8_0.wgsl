@@ -12,10 +12,13 @@ fn block_get(b: u32, j: u32) -> f32 {
 
 fn block_dot(b: u32, xi: u32) -> acc_t {
     let k = b / BLOCK_BYTES;
+    // The 32 bytes of quants in two loads where the kernel reads wide (WV, see common.wgsl).
     let w0 = body_at(k) >> 2u;
+    let qa = Wv[body_at(k) >> 4u];
+    let qb = Wv[(body_at(k) >> 4u) + 1u];
     var s = acc_zero();
     for (var i = 0u; i < 8u; i++) {
-        let q = vec4<f32>(unpack4xI8(W[w0 + i]));
+        let q = vec4<f32>(unpack4xI8(select(W[w0 + i], word_of(select(qa, qb, i >= 4u), i & 3u), WV)));
         let x = xi + 4u * i;
         s += q.x * xval(x) + q.y * xval(x + 1u) + q.z * xval(x + 2u) + q.w * xval(x + 3u);
     }

@@ -119,7 +119,18 @@ impl Builder<'_> {
         output: (&wgpu::Buffer, u32),
     ) -> Result<Dispatch> {
         let pipeline = self.kernels.get(&self.ctx.device, kernel)?.clone();
-        let bind_group = bind(&self.ctx.device, &pipeline, label, buffers);
+        // The weights' buffers bound again where the decoders read them 16 bytes at a time,
+        // and not at all as words where they never are.
+        let mut buffers = buffers.to_vec();
+        for (w, reads_w, view) in kernel.weight_bindings() {
+            if let (Some(&(_, b)), Some(view)) = (buffers.iter().find(|(i, _)| *i == w), view) {
+                buffers.push((view, b));
+            }
+            if !reads_w {
+                buffers.retain(|(i, _)| *i != w);
+            }
+        }
+        let bind_group = bind(&self.ctx.device, &pipeline, label, &buffers);
         Ok(Dispatch {
             kernel,
             label: label.to_string(),

@@ -366,6 +366,26 @@ impl MatmulX {
 }
 
 impl Kernel {
+    /// How each weight tensor is bound: (its binding as W, whether W is read, the binding of
+    /// its 16-byte view where that is read). W, W0, W1, W2 lie at 0, 0, 5, 6 and the views
+    /// (matvec.wgsl's `Wv`, W0v, W1v, W2v) at 12, 12, 13, 14. Embed's entry points never call
+    /// block_dot, so they read W only.
+    pub fn weight_bindings(self) -> Vec<(u32, bool, Option<u32>)> {
+        const WEIGHTS: [u32; 3] = [0, 5, 6];
+        let types: Vec<GgmlType> = match self {
+            Kernel::Matvec(t, ..) | Kernel::Matmul(t, _) => vec![t],
+            Kernel::MatvecQkv(t, ..) => t.to_vec(),
+            Kernel::MatvecGateUp(t, ..) => t.to_vec(),
+            _ => Vec::new(),
+        };
+        (0..types.len())
+            .map(|i| {
+                let (w, wv) = weight_reads(types[i]);
+                (WEIGHTS[i], w, wv.then_some(12 + i as u32))
+            })
+            .collect()
+    }
+
     pub fn name(self) -> String {
         match self {
             Kernel::Matvec(t, x, f, r, _, n) => {
@@ -476,6 +496,14 @@ fn matvec_x_source(x: MatvecX) -> &'static str {
     }
 }
 
+/// Which views of its weights `ty`'s block_dot reads: (`W`, u32 words; `Wv`, the same
+/// buffer 16 bytes at a time). An entry point's layout holds only the bindings it reads,
+/// so the host binds exactly these (gpu_kernels runs every type through every kernel that
+/// decodes, so a wrong answer here fails there).
+pub fn weight_reads(ty: GgmlType) -> (bool, bool) {
+    (true, quant_file(ty).contains("Wv["))
+}
+
 /// A copy of WGSL block decoders whose names do not clash with other copies: every
 /// function and constant it declares gets the suffix `_n`, and the weights it reads, `W`,
 /// become `Wn`. Names it uses but does not declare (`xval`, `acc_t`, builtins) stay.
@@ -508,9 +536,11 @@ pub fn suffixed(src: &str, n: usize) -> String {
     for &(a, b) in &spans {
         let word = &src[a..b];
         let member = a > 0 && src.as_bytes()[a - 1] == b'.';
-        // `W[i]`, and `arrayLength(&W)` in split.wgsl.
+        // `W[i]`, and `arrayLength(&W)` in split.wgsl; `Wv[i]`, W 16 bytes at a time.
         let renamed = if word == "W" && (src[b..].starts_with('[') || src[b..].starts_with(')')) {
             Some(format!("W{n}"))
+        } else if word == "Wv" && src[b..].starts_with('[') {
+            Some(format!("W{n}v"))
         } else if declared.contains(word) && !member {
             Some(format!("{word}_{n}"))
         } else {
@@ -845,5 +875,34 @@ impl Dispatch {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixed_renames_declarations_and_both_views_of_the_weights() {
+        let src =
+            "const A: u32 = 1u;\nfn f(i: u32) -> u32 { return W[i] + Wv[i].x + A + arrayLength(&W) + g(i) + s.W; }";
+        let out = suffixed(src, 2);
+        assert!(out.contains("const A_2:") && out.contains("fn f_2("), "{out}");
+        assert!(out.contains("W2[i]") && out.contains("W2v[i].x") && out.contains("arrayLength(&W2)"), "{out}");
+        // Names used but not declared here, and members, stay.
+        assert!(out.contains("+ A_2 +") && out.contains("g(i)") && out.contains("s.W;"), "{out}");
+    }
+
+    #[test]
+    fn the_decoders_that_read_16_bytes_at_a_time_are_the_aligned_ones() {
+        use GgmlType::*;
+        for ty in GgmlType::ALL {
+            let (words, wide) = weight_reads(ty);
+            assert!(words, "{ty}: every decoder keeps a word path (the prompt matmul reads words)");
+            // Wv needs every block's quants on 16 bytes: the split Q4_0/Q4_1/Q8_0 bodies and
+            // Q4_K's 144-byte blocks. (Q6_K's 208-byte bodies lie on 16 too, but its wide
+            // read measured 0.90-0.97x: its loop is not unrolled, so picking the words costs.)
+            assert_eq!(wide, matches!(ty, Q4_0 | Q4_1 | Q8_0 | Q4K), "{ty}");
+        }
     }
 }
