@@ -36,8 +36,9 @@ fn sext8(v: u32) -> i32 {
 // loop Mesa's NIR does not unroll, an index into a vector is not always a constant.
 // Whether they do is the kernel's constant WV: the matvecs read wide, where one
 // thread's loads of a block are its only use of them; the prompt matmul decodes each
-// block for eight tokens and reads words (on lavapipe 1.1-1.3x faster so). WGSL has no
-// preprocessor: both reads are written and the constant select leaves one to the compiler.
+// block for eight tokens and reads words (wide reads made pp64 10-30% slower on lavapipe).
+// WGSL has no preprocessor: both reads are written and the constant select leaves one to
+// the compiler.
 fn word_of(v: vec4<u32>, i: u32) -> u32 {
     return select(select(v.x, v.y, i == 1u), select(v.z, v.w, i == 3u), i >= 2u);
 }

@@ -19,7 +19,7 @@ struct Step {
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;        // [n_embd, n_vocab] any GGUF type
 @group(0) @binding(12) var<storage, read> Wv: array<vec4<u32>>;  // W as vec4s, for block_dot only
-const WV: bool = false;  // decoders read W 16 bytes at a time (common.wgsl)
+const WV: bool = false;  // words (common.wgsl); block_dot is never called here
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;  // [n_embd]
 @group(0) @binding(2) var<uniform> P: Params;
 @group(0) @binding(3) var<uniform> S: Step;

@@ -26,10 +26,10 @@ struct Step {
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;        // [cols, rows] any GGUF type
-// W again, 16 bytes at a time: the decoders of types whose quants lie on 16 bytes read them
-// in one load (on lavapipe every load is a per-lane gather, so fewer, wider ones pay).
+// W again, 16 bytes at a time (matvec.wgsl's Wv): here only Q4_K's block header is read
+// so; the quants are read as words (WV below).
 @group(0) @binding(12) var<storage, read> Wv: array<vec4<u32>>;  // [cols, rows] as W
-const WV: bool = false;  // decoders read W 16 bytes at a time (common.wgsl)
+const WV: bool = false;  // the decoders read words here (see common.wgsl)
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;  // [cols, chunk tokens] column-major
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [tokens, out_stride]
 @group(0) @binding(3) var<uniform> P: Params;

@@ -119,15 +119,11 @@ impl Builder<'_> {
         output: (&wgpu::Buffer, u32),
     ) -> Result<Dispatch> {
         let pipeline = self.kernels.get(&self.ctx.device, kernel)?.clone();
-        // The weights' buffers bound again where the decoders read them 16 bytes at a time,
-        // and not at all as words where they never are.
+        // The weights' buffers bound again where the decoders read them 16 bytes at a time.
         let mut buffers = buffers.to_vec();
-        for (w, reads_w, view) in kernel.weight_bindings() {
-            if let (Some(&(_, b)), Some(view)) = (buffers.iter().find(|(i, _)| *i == w), view) {
+        for (w, view) in kernel.weight_views() {
+            if let Some(&(_, b)) = buffers.iter().find(|(i, _)| *i == w) {
                 buffers.push((view, b));
-            }
-            if !reads_w {
-                buffers.retain(|(i, _)| *i != w);
             }
         }
         let bind_group = bind(&self.ctx.device, &pipeline, label, &buffers);

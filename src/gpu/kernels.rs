@@ -366,11 +366,11 @@ impl MatmulX {
 }
 
 impl Kernel {
-    /// How each weight tensor is bound: (its binding as W, whether W is read, the binding of
-    /// its 16-byte view where that is read). W, W0, W1, W2 lie at 0, 0, 5, 6 and the views
-    /// (matvec.wgsl's `Wv`, W0v, W1v, W2v) at 12, 12, 13, 14. Embed's entry points never call
-    /// block_dot, so they read W only.
-    pub fn weight_bindings(self) -> Vec<(u32, bool, Option<u32>)> {
+    /// (binding of a weight tensor, binding of its 16-byte view) for each weight tensor whose
+    /// decoder reads the view: W, W0, W1, W2 lie at 0, 0, 5, 6 and the views (matvec.wgsl's
+    /// `Wv`, W0v, W1v, W2v) at 12, 12, 13, 14. An entry point's layout holds only the
+    /// bindings it reads, so no others may be bound; embed's never call block_dot.
+    pub fn weight_views(self) -> Vec<(u32, u32)> {
         const WEIGHTS: [u32; 3] = [0, 5, 6];
         let types: Vec<GgmlType> = match self {
             Kernel::Matvec(t, ..) | Kernel::Matmul(t, _) => vec![t],
@@ -378,12 +378,7 @@ impl Kernel {
             Kernel::MatvecGateUp(t, ..) => t.to_vec(),
             _ => Vec::new(),
         };
-        (0..types.len())
-            .map(|i| {
-                let (w, wv) = weight_reads(types[i]);
-                (WEIGHTS[i], w, wv.then_some(12 + i as u32))
-            })
-            .collect()
+        (0..types.len()).filter(|&i| reads_vec4(types[i])).map(|i| (WEIGHTS[i], 12 + i as u32)).collect()
     }
 
     pub fn name(self) -> String {
@@ -496,12 +491,11 @@ fn matvec_x_source(x: MatvecX) -> &'static str {
     }
 }
 
-/// Which views of its weights `ty`'s block_dot reads: (`W`, u32 words; `Wv`, the same
-/// buffer 16 bytes at a time). An entry point's layout holds only the bindings it reads,
-/// so the host binds exactly these (gpu_kernels runs every type through every kernel that
-/// decodes, so a wrong answer here fails there).
-pub fn weight_reads(ty: GgmlType) -> (bool, bool) {
-    (true, quant_file(ty).contains("Wv["))
+/// Whether `ty`'s block_dot reads its weights through `Wv`, the same buffer 16 bytes at a
+/// time, besides `W` (gpu_kernels runs every type through every kernel that decodes, so a
+/// binding too many or too few fails there).
+pub fn reads_vec4(ty: GgmlType) -> bool {
+    quant_file(ty).contains("Wv[")
 }
 
 /// A copy of WGSL block decoders whose names do not clash with other copies: every
@@ -897,12 +891,10 @@ mod tests {
     fn the_decoders_that_read_16_bytes_at_a_time_are_the_aligned_ones() {
         use GgmlType::*;
         for ty in GgmlType::ALL {
-            let (words, wide) = weight_reads(ty);
-            assert!(words, "{ty}: every decoder keeps a word path (the prompt matmul reads words)");
             // Wv needs every block's quants on 16 bytes: the split Q4_0/Q4_1/Q8_0 bodies and
             // Q4_K's 144-byte blocks. (Q6_K's 208-byte bodies lie on 16 too, but its wide
             // read measured 0.90-0.97x: its loop is not unrolled, so picking the words costs.)
-            assert_eq!(wide, matches!(ty, Q4_0 | Q4_1 | Q8_0 | Q4K), "{ty}");
+            assert_eq!(reads_vec4(ty), matches!(ty, Q4_0 | Q4_1 | Q8_0 | Q4K), "{ty}");
         }
     }
 }
