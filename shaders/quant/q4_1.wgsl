@@ -18,19 +18,32 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
     // All 16 bytes of quants in one load where the kernel reads wide (WV, see common.wgsl).
     let w0 = body_at(k) >> 2u;
     let qv = Wv[body_at(k) >> 4u];
-    var s = acc_zero();
-    var sx = acc_zero();
-    for (var i = 0u; i < 4u; i++) {
-        let q = select(W[w0 + i], word_of(qv, i), WV);
-        for (var n = 0u; n < 4u; n++) {
-            let byte = (q >> (8u * n)) & 0xFFu;
-            let j = 4u * i + n;
-            let x0 = xval(xi + j);
-            let x1 = xval(xi + j + 16u);
-            s += f32(byte & 15u) * x0 + f32(byte >> 4u) * x1;
-            sx += x0 + x1;
-        }
-    }
+    // No loops: Mesa does not unroll nested ones whose body is as large as eight tokens'
+    // (acc_t of the prompt matmul) make it, and without unrolling each x index is a variable.
+    let q0 = select(W[w0], word_of(qv, 0u), WV);
+    let q1 = select(W[w0 + 1u], word_of(qv, 1u), WV);
+    let q2 = select(W[w0 + 2u], word_of(qv, 2u), WV);
+    let q3 = select(W[w0 + 3u], word_of(qv, 3u), WV);
+    let s = (nibbles_dot(q0, xi) + nibbles_dot(q1, xi + 4u)) + (nibbles_dot(q2, xi + 8u) + nibbles_dot(q3, xi + 12u));
+    let sx = (x8_sum(xi) + x8_sum(xi + 4u)) + (x8_sum(xi + 8u) + x8_sum(xi + 12u));
     let dm = unpack2x16float(W[scale_at(k) >> 2u]);
     return dm.x * s + dm.y * sx;
+}
+
+// Σ nibble · x over word q of a block's quants: its bytes' low nibbles are the weights at
+// x indices xi..xi+3, their high nibbles those at xi+16..xi+19.
+fn nibbles_dot(q: u32, xi: u32) -> acc_t {
+    let lo = q & 0x0F0F0F0Fu;
+    let hi = (q >> 4u) & 0x0F0F0F0Fu;
+    let a = f32(lo & 0xFFu) * xval(xi) + f32(hi & 0xFFu) * xval(xi + 16u);
+    let b = f32((lo >> 8u) & 0xFFu) * xval(xi + 1u) + f32((hi >> 8u) & 0xFFu) * xval(xi + 17u);
+    let c = f32((lo >> 16u) & 0xFFu) * xval(xi + 2u) + f32((hi >> 16u) & 0xFFu) * xval(xi + 18u);
+    let d = f32(lo >> 24u) * xval(xi + 3u) + f32(hi >> 24u) * xval(xi + 19u);
+    return (a + b) + (c + d);
+}
+
+// The x nibbles_dot(q, xi) multiplies, added up (for the block's offset m).
+fn x8_sum(xi: u32) -> acc_t {
+    return ((xval(xi) + xval(xi + 16u)) + (xval(xi + 1u) + xval(xi + 17u)))
+        + ((xval(xi + 2u) + xval(xi + 18u)) + (xval(xi + 3u) + xval(xi + 19u)));
 }
