@@ -1,8 +1,9 @@
 // Prompt processing: Y[t, out_offset + r] = Σ_c W[r, c] · X[t, c] for a chunk of tokens.
-// Each thread owns one row and eight tokens: block_dot (from quant/<type>.wgsl) runs with
-// acc_t = mat2x4<f32> (two columns of four tokens), so every weight block is decoded once
-// for eight tokens. How a column of X reaches the thread (`xval`) comes from
-// matmul_x_subgroup.wgsl or matmul_x_vec4.wgsl, appended after this file.
+// A thread owns eight tokens of one row (matmul_main.wgsl) or of several (matmul_rows.wgsl):
+// block_dot (from quant/<type>.wgsl) runs with acc_t = mat2x4<f32> (two columns of four
+// tokens), so every weight block is decoded once for eight tokens. This file holds what
+// both share; how a column of X reaches the thread (`xval`) comes from matmul_x_subgroup.wgsl
+// or matmul_x_vec4.wgsl (with matmul_main.wgsl), or from matmul_rows.wgsl itself.
 //
 // No thread returns early: on lavapipe an early return puts every later load under an
 // execution mask, and subgroup broadcasts need every lane of the subgroup.
@@ -43,23 +44,3 @@ fn acc_zero() -> acc_t {
 
 // First of this thread's eight tokens.
 var<private> t0: u32;
-
-@compute @workgroup_size(64)
-fn main(ids: Ids) {
-    set_lane(ids);
-    let row = ids.wid.x * 64u + ids.lid;
-    t0 = ids.wid.y * 8u;
-    let live = row < P.rows;
-    let nb = P.cols / BLOCK_WEIGHTS;
-    let base = min(row, P.rows - 1u) * P.row_bytes;
-    var acc = acc_zero();
-    for (var blk = 0u; blk < nb; blk++) {
-        acc += block_dot(base + blk * BLOCK_BYTES, blk * BLOCK_WEIGHTS);
-    }
-    for (var k = 0u; k < 8u; k++) {
-        let t = t0 + k;
-        if (live && t < S.n_tokens) {
-            Y[t * P.out_stride + P.out_offset + row] = acc[k / 4u][k % 4u];
-        }
-    }
-}

@@ -590,11 +590,12 @@ fn residual_add() {
 #[test]
 fn matmul_every_type_for_a_chunk_of_tokens() {
     let Some(mut r) = rig() else { return };
-    // Both ways of reading X: every adapter runs the vec4 one; the subgroup one where the
-    // device has subgroups of 8 or more (lavapipe does; it is what the model uses there).
+    // Every variant: every adapter runs the vec4 one; the subgroup one, and the several-rows
+    // one (the 32-weight block types; the others run the subgroup one) where the device has
+    // subgroups of 8 or more (lavapipe does; CPU adapters run the rows one).
     let mut variants = vec![MatmulX::Vec4];
     if r.ctx.features.contains(wgpu::Features::SUBGROUP) && r.ctx.info.subgroup_min_size >= 8 {
-        variants.push(MatmulX::Subgroup);
+        variants.extend([MatmulX::Subgroup, MatmulX::Rows]);
     }
     // 13 tokens: not a multiple of the 8 tokens a thread computes; 37 rows: not of 64.
     let (rows, n_tok) = (37usize, 13u32);
@@ -640,9 +641,11 @@ fn matmul_every_type_for_a_chunk_of_tokens() {
                     d
                 })
                 .collect();
+            let want_x =
+                if x_variant == MatmulX::Rows && !MatmulX::rows_pays(ty) { MatmulX::Subgroup } else { x_variant };
             assert!(
-                d.iter().any(|d| d.kernel == Kernel::Matmul(ty, x_variant)),
-                "the {x_variant:?} matmul was not used"
+                d.iter().any(|d| d.kernel == Kernel::Matmul(ty, want_x)),
+                "the {want_x:?} matmul was not used for {ty}"
             );
             run_once(&r.ctx, &r.step, Step::run(0, 0, n_tok as usize, 0), &d).unwrap();
             let got = read_f32(&r.ctx, &yb, n_tok as usize * rows).unwrap();

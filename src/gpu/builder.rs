@@ -230,10 +230,11 @@ impl Builder<'_> {
                     written: t * part.rows as u64 * 4,
                     read_per_pos: 0,
                 };
-                let groups = Groups::PerToken { x: part.rows.div_ceil(WG), per: MATMUL_TOKENS };
+                let mx = self.kernels.matmul_x_for(w.ty);
+                let groups = Groups::PerToken { x: part.rows.div_ceil(mx.rows_per_group()), per: MATMUL_TOKENS };
                 let step = self.step;
                 out.push(self.dispatch(
-                    Kernel::Matmul(w.ty, self.kernels.matmul_x),
+                    Kernel::Matmul(w.ty, mx),
                     label,
                     &[(0, &part.buffer), (1, x), (2, y), (3, &pb), (4, step)],
                     groups,

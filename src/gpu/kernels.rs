@@ -14,6 +14,7 @@ const KSCALE: &str = include_str!("../../shaders/quant/kscale.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const ACT: &str = include_str!("../../shaders/act.wgsl");
 const MATVEC_ROWS: &str = include_str!("../../shaders/matvec_rows.wgsl");
+const MATMUL_MAIN: &str = include_str!("../../shaders/matmul_main.wgsl");
 
 /// A type's block decoders, with split.wgsl's helpers where the type is uploaded split.
 fn quant_source(ty: GgmlType) -> String {
@@ -232,10 +233,14 @@ impl AttnChoice {
 /// How the prompt matmul's threads get the eight token values of a column of X.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MatmulX {
-    /// Each thread loads them (two vec4 loads): works everywhere.
+    /// One row a thread, which loads them itself (two vec4 loads): works everywhere.
     Vec4,
-    /// One load per subgroup lane and broadcasts: needs subgroups of at least 8 lanes.
+    /// One row a thread; one load per subgroup lane and broadcasts: needs subgroups of at
+    /// least 8 lanes.
     Subgroup,
+    /// Several rows a thread, sharing each unit of columns' x, loaded as in `Subgroup`
+    /// (matmul_rows.wgsl): CPU adapters, for the 32-weight block types.
+    Rows,
 }
 
 /// What a matvec does with a row's sum: ops fused into the projection, so that each
@@ -352,15 +357,35 @@ impl MatvecX {
 }
 
 impl MatmulX {
-    /// Subgroup broadcasts where the device has subgroups of 8 or more lanes; on lavapipe
-    /// they make the prompt matmul about four times faster (`cargo bench --bench matvec`).
-    /// `LANTERNA_MATMUL_X=vec4|subgroup` overrides it (subgroup only where possible).
-    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
+    /// Subgroup broadcasts where the device has subgroups of 8 or more lanes (on lavapipe
+    /// they make the prompt matmul about four times faster), and on CPU adapters several
+    /// rows a thread as well (`Rows`, for the types `rows_pays` names).
+    /// `LANTERNA_MATMUL_X=vec4|subgroup|rows` overrides it (the last two only where possible).
+    pub fn for_adapter(class: AdapterClass, info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
         let possible = features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8;
         match std::env::var("LANTERNA_MATMUL_X").as_deref() {
             Ok("vec4") => MatmulX::Vec4,
+            Ok("subgroup") if possible => MatmulX::Subgroup,
+            Ok("rows") if possible => MatmulX::Rows,
+            _ if possible && class == AdapterClass::Cpu => MatmulX::Rows,
             _ if possible => MatmulX::Subgroup,
             _ => MatmulX::Vec4,
+        }
+    }
+
+    /// Whether `Rows` runs a type: on lavapipe it cut the 32-weight block types' matmul to
+    /// about half (Q4_0, Q4_1, Q8_0) and made the K-quants' and floats' slower (their one-row
+    /// matmul already costs only 1.5-3× a single-token matvec), and eight copies of a
+    /// K-quant decoder over eight tokens take lavapipe minutes to compile.
+    pub fn rows_pays(ty: GgmlType) -> bool {
+        ty.block_size() == 32
+    }
+
+    /// Rows of a weight one workgroup of this variant covers.
+    pub fn rows_per_group(self) -> u32 {
+        match self {
+            MatmulX::Rows => MATMUL_ROWS_WG * MATMUL_ROWS_PER_THREAD,
+            MatmulX::Vec4 | MatmulX::Subgroup => WG,
         }
     }
 }
@@ -402,6 +427,7 @@ impl Kernel {
             }
             Kernel::Matmul(t, MatmulX::Vec4) => format!("matmul_{}", t.name().to_lowercase()),
             Kernel::Matmul(t, MatmulX::Subgroup) => format!("matmul_sg_{}", t.name().to_lowercase()),
+            Kernel::Matmul(t, MatmulX::Rows) => format!("matmul_rows_{}", t.name().to_lowercase()),
             Kernel::Embed(t) => format!("embed_{}", t.name().to_lowercase()),
             Kernel::EmbedBatch(t) => format!("embed_batch_{}", t.name().to_lowercase()),
             Kernel::RmsNorm => "rms_norm".into(),
@@ -449,11 +475,12 @@ impl Kernel {
                 (format!("{}\n{main}\n{xs}\n{rs}\n{ns}\n{ACT}", decoders.join("\n")), "main")
             }
             Kernel::Matmul(t, x) => {
-                let xs = match x {
-                    MatmulX::Vec4 => include_str!("../../shaders/matmul_x_vec4.wgsl"),
-                    MatmulX::Subgroup => include_str!("../../shaders/matmul_x_subgroup.wgsl"),
+                let main = match x {
+                    MatmulX::Vec4 => MATMUL_MAIN.to_string() + include_str!("../../shaders/matmul_x_vec4.wgsl"),
+                    MatmulX::Subgroup => MATMUL_MAIN.to_string() + include_str!("../../shaders/matmul_x_subgroup.wgsl"),
+                    MatmulX::Rows => include_str!("../../shaders/matmul_rows.wgsl").to_string(),
                 };
-                (format!("{}\n{xs}", quant(t, include_str!("../../shaders/matmul.wgsl"))), "main")
+                (format!("{}\n{main}", quant(t, include_str!("../../shaders/matmul.wgsl"))), "main")
             }
             Kernel::Embed(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main"),
             Kernel::EmbedBatch(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main_batch"),
@@ -552,6 +579,10 @@ pub fn suffixed(src: &str, n: usize) -> String {
 
 /// Threads per workgroup of every kernel (the `@workgroup_size` in the shaders).
 pub const WG: u32 = 64;
+/// matmul_rows.wgsl's workgroup (`RW`) and rows per thread (`R`, at most 8): 128 rows a
+/// workgroup, as the CPU adapters' matvec (`MatvecShape::default_for`).
+pub const MATMUL_ROWS_WG: u32 = 16;
+pub const MATMUL_ROWS_PER_THREAD: u32 = 8;
 
 pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
@@ -562,7 +593,7 @@ pub struct Kernels {
     /// The tuner's choice per matrix (`tune_key`), and where it came from.
     pub tuned: HashMap<String, MatvecShape>,
     pub tuned_from: String,
-    /// The prompt matmul's variant (see `MatmulX::for_adapter`).
+    /// The prompt matmul's variant (see `MatmulX::for_adapter`; `matmul_x_for` per type).
     pub matmul_x: MatmulX,
     /// Where decoding matvecs read X from, for inputs made by `buffers::x_buffer`.
     pub matvec_x: MatvecX,
@@ -636,6 +667,15 @@ impl MatvecShape {
 }
 
 impl Kernels {
+    /// The prompt matmul variant a weight type runs: `Rows` only for the types it pays for
+    /// (`MatmulX::rows_pays`), subgroups for the others.
+    pub fn matmul_x_for(&self, ty: GgmlType) -> MatmulX {
+        match self.matmul_x {
+            MatmulX::Rows if !MatmulX::rows_pays(ty) => MatmulX::Subgroup,
+            x => x,
+        }
+    }
+
     /// The geometry of the matvec with tuning key `key`: the tuner's, else the default.
     pub fn matvec_shape(&self, key: &str) -> MatvecShape {
         self.tuned.get(key).copied().unwrap_or(self.matvec)
@@ -681,7 +721,7 @@ impl Kernels {
             class,
             class_from: why,
             matvec,
-            matmul_x: MatmulX::for_adapter(info, features),
+            matmul_x: MatmulX::for_adapter(class, info, features),
             matvec_x: MatvecX::for_adapter(limits, matvec.tpr),
             matvec_reduce: Reduce::for_adapter(info, features),
             subgroup_size: info.subgroup_min_size,
@@ -695,14 +735,17 @@ impl Kernels {
     /// The configuration in use and where it came from, for people.
     pub fn describe(&self) -> String {
         format!(
-            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {:?}; attention: {}; reads back {:?}; sequences batched {:?}",
+            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {}; attention: {}; reads back {:?}; sequences batched {:?}",
             self.class.name(),
             self.class_from,
             self.matvec,
             self.tuning_note(),
             self.matvec_reduce,
             self.matvec_x,
-            self.matmul_x,
+            match self.matmul_x {
+                MatmulX::Rows => "Rows (32-weight block types; Subgroup for the others)".to_string(),
+                x => format!("{x:?}"),
+            },
             self.attention.describe(),
             self.readback,
             self.batching
@@ -719,6 +762,9 @@ impl Kernels {
                 Kernel::MatvecQkv(_, _, r, shape, _) => self.matvec_constants(r, None, shape),
                 Kernel::MatvecGateUp(_, _, r, shape, act, _) => self.matvec_constants(r, Some(Finish::Glu(act)), shape),
                 Kernel::Rope(kv) => vec![("KV_F16", (kv == KvType::F16) as u32 as f64)],
+                Kernel::Matmul(_, MatmulX::Rows) => {
+                    vec![("RW", MATMUL_ROWS_WG as f64), ("R", MATMUL_ROWS_PER_THREAD as f64)]
+                }
                 Kernel::Attention(kv, heads, rv) => {
                     vec![("KV_F16", (kv == KvType::F16) as u32 as f64), ("HEADS", heads as f64), ("RV", rv as f64)]
                 }

@@ -1,0 +1,104 @@
+// matmul.wgsl's main for CPU adapters (lavapipe): each thread owns R rows (rows
+// first + r·RW) and eight tokens, and the x of a unit of columns (a block, at least 32
+// columns) is loaded once into private registers for all R rows. With one row a thread,
+// each column's x is loaded (and handed round the subgroup) once per row, which costs
+// lavapipe more than the row's arithmetic: its prompt matmul on 8 tokens took 5.4-6.6× a
+// single-token matvec of the same Q4_0/Q4_1/Q8_0 weights, this one 2.4-3.4× (see README).
+// The lanes of a subgroup (at least eight) walk the same columns in step: lane l loads
+// columns l, l + 8, … of a unit and broadcasts hand them round, as in matmul_x_subgroup.wgsl.
+// A row past the tensor computes the last row's sums and stores nothing: a branch would
+// make lavapipe blend every value set under it.
+
+struct Ids {
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(subgroup_invocation_id) sid: u32,
+}
+
+override RW: u32 = 16u;  // threads per workgroup
+override R: u32 = 8u;    // rows per thread, at most 8
+// Columns per unit: a K-quant super-block, or 32 columns of smaller blocks.
+const UNIT: u32 = max(BLOCK_WEIGHTS, 32u);
+
+// x of the unit's columns, eight tokens each; the decoders read it with constant indices.
+var<private> xs: array<mat2x4<f32>, 256>;
+var<private> lane: u32;
+
+fn xval(i: u32) -> acc_t {
+    return xs[i];
+}
+
+@compute @workgroup_size(RW)
+fn main(ids: Ids) {
+    lane = ids.sid % 8u;
+    t0 = ids.wid.y * 8u;
+    let first = ids.wid.x * RW * R + ids.lid;
+    let per = UNIT / BLOCK_WEIGHTS;
+    let nb = P.cols / BLOCK_WEIGHTS;
+    var a0 = acc_zero(); var a1 = acc_zero(); var a2 = acc_zero(); var a3 = acc_zero();
+    var a4 = acc_zero(); var a5 = acc_zero(); var a6 = acc_zero(); var a7 = acc_zero();
+    for (var u = 0u; u * per < nb; u++) {
+        load_unit(u * UNIT);
+        let n = min(per, nb - u * per);
+        let b = u * per * BLOCK_BYTES;
+        // Each row's sums by name, not acc[r]: lavapipe turns a variable index into a
+        // per-lane load and store of the stack.
+        a0 += unit_dot(first, b, n, per);
+        if (R > 1u) { a1 += unit_dot(first + RW, b, n, per); }
+        if (R > 2u) { a2 += unit_dot(first + 2u * RW, b, n, per); }
+        if (R > 3u) { a3 += unit_dot(first + 3u * RW, b, n, per); }
+        if (R > 4u) { a4 += unit_dot(first + 4u * RW, b, n, per); }
+        if (R > 5u) { a5 += unit_dot(first + 5u * RW, b, n, per); }
+        if (R > 6u) { a6 += unit_dot(first + 6u * RW, b, n, per); }
+        if (R > 7u) { a7 += unit_dot(first + 7u * RW, b, n, per); }
+    }
+    let acc = array<acc_t, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
+    for (var r = 0u; r < R; r++) {
+        store_row(first + r * RW, acc[r]);
+    }
+}
+
+// Row `row`'s sums over unit blocks from byte b of the row: n of its `per` blocks.
+fn unit_dot(row: u32, b: u32, n: u32, per: u32) -> acc_t {
+    let base = min(row, P.rows - 1u) * P.row_bytes + b;
+    var s = acc_zero();
+    if (n == per) {
+        for (var k = 0u; k < per; k++) {
+            s += block_dot(base + k * BLOCK_BYTES, k * BLOCK_WEIGHTS);
+        }
+    } else {
+        for (var k = 0u; k < n; k++) {
+            s += block_dot(base + k * BLOCK_BYTES, k * BLOCK_WEIGHTS);
+        }
+    }
+    return s;
+}
+
+// xs[j] = column c0 + j's eight tokens, for the unit's columns (0 past the row's end).
+fn load_unit(c0: u32) {
+    for (var j = 0u; j < UNIT / 8u; j++) {
+        let c = c0 + 8u * j + lane;
+        var v = acc_zero();
+        if (c < P.cols) {
+            let e = c * P.x_stride + t0 / 4u;
+            v = mat2x4<f32>(X[e], X[e + 1u]);
+        }
+        xs[8u * j + 0u] = mat2x4<f32>(subgroupBroadcast(v[0], 0u), subgroupBroadcast(v[1], 0u));
+        xs[8u * j + 1u] = mat2x4<f32>(subgroupBroadcast(v[0], 1u), subgroupBroadcast(v[1], 1u));
+        xs[8u * j + 2u] = mat2x4<f32>(subgroupBroadcast(v[0], 2u), subgroupBroadcast(v[1], 2u));
+        xs[8u * j + 3u] = mat2x4<f32>(subgroupBroadcast(v[0], 3u), subgroupBroadcast(v[1], 3u));
+        xs[8u * j + 4u] = mat2x4<f32>(subgroupBroadcast(v[0], 4u), subgroupBroadcast(v[1], 4u));
+        xs[8u * j + 5u] = mat2x4<f32>(subgroupBroadcast(v[0], 5u), subgroupBroadcast(v[1], 5u));
+        xs[8u * j + 6u] = mat2x4<f32>(subgroupBroadcast(v[0], 6u), subgroupBroadcast(v[1], 6u));
+        xs[8u * j + 7u] = mat2x4<f32>(subgroupBroadcast(v[0], 7u), subgroupBroadcast(v[1], 7u));
+    }
+}
+
+fn store_row(row: u32, acc: acc_t) {
+    for (var k = 0u; k < 8u; k++) {
+        let t = t0 + k;
+        if (row < P.rows && t < S.n_tokens) {
+            Y[t * P.out_stride + P.out_offset + row] = acc[k / 4u][k % 4u];
+        }
+    }
+}
