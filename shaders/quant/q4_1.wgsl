@@ -41,9 +41,3 @@ fn nibbles_dot(q: u32, xi: u32) -> acc_t {
     let d = f32(lo >> 24u) * xval(xi + 3u) + f32(hi >> 24u) * xval(xi + 19u);
     return (a + b) + (c + d);
 }
-
-// The x nibbles_dot(q, xi) multiplies, added up (for the block's offset m).
-fn x8_sum(xi: u32) -> acc_t {
-    return ((xval(xi) + xval(xi + 16u)) + (xval(xi + 1u) + xval(xi + 17u)))
-        + ((xval(xi + 2u) + xval(xi + 18u)) + (xval(xi + 3u) + xval(xi + 19u)));
-}

@@ -45,9 +45,3 @@ fn q5_dot(q: u32, h0: u32, xi: u32) -> acc_t {
         + f32((hi >> 24u) | ((h1 & 8u) << 1u)) * xval(xi + 19u);
     return (a + b) + (c + d);
 }
-
-// The x q5_dot(q, h0, xi) multiplies, added up (for the block's offset m).
-fn x8_sum(xi: u32) -> acc_t {
-    return ((xval(xi) + xval(xi + 16u)) + (xval(xi + 1u) + xval(xi + 17u)))
-        + ((xval(xi + 2u) + xval(xi + 18u)) + (xval(xi + 3u) + xval(xi + 19u)));
-}

@@ -16,12 +16,16 @@ const ACT: &str = include_str!("../../shaders/act.wgsl");
 const MATVEC_ROWS: &str = include_str!("../../shaders/matvec_rows.wgsl");
 const MATMUL_MAIN: &str = include_str!("../../shaders/matmul_main.wgsl");
 
-/// A type's block decoders, with split.wgsl's helpers where the type is uploaded split.
+/// A type's block decoders, with split.wgsl's helpers where the type is uploaded split
+/// and x8_sum.wgsl's where it has an offset m.
 fn quant_source(ty: GgmlType) -> String {
-    let file = quant_file(ty);
+    let mut file = quant_file(ty).to_string();
+    if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
+        file = format!("{}\n{file}", include_str!("../../shaders/quant/x8_sum.wgsl"));
+    }
     match super::layout::split_scale_bytes(ty) {
         Some(_) => format!("{}\n{file}", include_str!("../../shaders/quant/split.wgsl")),
-        None => file.to_string(),
+        None => file,
     }
 }
 
