@@ -12,13 +12,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;  // [cols, tokens]
 @group(0) @binding(2) var<uniform> P: Params;
 
+// One row of workgroups per token of the step (the host dispatches as many rows as the
+// step has tokens, not the chunk's size): no division by cols, which lavapipe does lane
+// by lane, and no copying of the chunk's unused tokens.
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
-    if (i >= P.cols * P.tokens) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    let t = gid.y;
+    if (c >= P.cols || t >= P.tokens) {
         return;
     }
-    let t = i / P.cols;
-    let c = i % P.cols;
-    Y[c * P.tokens + t] = X[i];
+    Y[c * P.tokens + t] = X[t * P.cols + c];
 }

@@ -631,9 +631,12 @@ fn matmul_every_type_for_a_chunk_of_tokens() {
                 step: &r.step,
                 batch: Some(Batch { max_tokens: 16, tokens: &tokens, xt: &xt }),
             };
-            let d: Vec<_> = b
-                .matvec("matmul", &t, &xb, &yb)
-                .unwrap()
+            let d = b.matvec("matmul", &t, &xb, &yb).unwrap();
+            // The transpose copies the step's tokens, not the chunk's 16: a decoding batch
+            // of 8 in a chunk of 64 once copied 64 tokens per matmul.
+            let tr = d.iter().find(|d| d.kernel == Kernel::Transpose).expect("a transpose before the matmul");
+            assert_eq!(tr.groups.at(n_tok).1, n_tok, "transpose rows for {n_tok} tokens");
+            let d: Vec<_> = d
                 .into_iter()
                 .map(|mut d| {
                     let (gx, gy, gz) = d.groups.at(n_tok);

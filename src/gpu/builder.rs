@@ -203,7 +203,8 @@ impl Builder<'_> {
             let u = batch.max_tokens;
             let tp = uniform(self.ctx, label, &TransposeParams { cols: w.cols, tokens: u, _pad: [0; 2] });
             let n = w.cols as u64 * u as u64 * 4;
-            let groups = self.kernels.groups((w.cols * u).div_ceil(WG));
+            // Only the step's tokens: a decoding batch of 8 in a chunk of 64 copied 64.
+            let groups = Groups::PerToken { x: w.cols.div_ceil(WG), per: 1 };
             out.push(self.dispatch(
                 Kernel::Transpose,
                 &format!("{label}+transpose"),
