@@ -22,10 +22,18 @@ const UNIT: u32 = max(BLOCK_WEIGHTS, 32u);
 
 // x of the unit's columns, eight tokens each; the decoders read it with constant indices.
 var<private> xs: array<mat2x4<f32>, 256>;
+// Σ x of each 32 columns of the unit (x32_sum), made once per unit for all R rows: the
+// decoders with an offset would otherwise add the same 32 columns up once per row.
+var<private> xsum: array<mat2x4<f32>, 8>;
+const XSUM_CACHED: bool = true;
 var<private> lane: u32;
 
 fn xval(i: u32) -> acc_t {
     return xs[i];
+}
+
+fn x32_sum(xi: u32) -> acc_t {
+    return xsum[xi >> 5u];
 }
 
 @compute @workgroup_size(RW)
@@ -91,6 +99,13 @@ fn load_unit(c0: u32) {
         xs[8u * j + 5u] = mat2x4<f32>(subgroupBroadcast(v[0], 5u), subgroupBroadcast(v[1], 5u));
         xs[8u * j + 6u] = mat2x4<f32>(subgroupBroadcast(v[0], 6u), subgroupBroadcast(v[1], 6u));
         xs[8u * j + 7u] = mat2x4<f32>(subgroupBroadcast(v[0], 7u), subgroupBroadcast(v[1], 7u));
+    }
+    for (var g = 0u; g < UNIT / 32u; g++) {
+        var s = acc_zero();
+        for (var j = 0u; j < 32u; j++) {
+            s += xs[32u * g + j];
+        }
+        xsum[g] = s;
     }
 }
 

@@ -40,6 +40,12 @@ fn acc_zero() -> acc_t {
     return 0.0;
 }
 
+// s + w · x in one rounding: the decoders chain their products through it, so each is
+// added as soon as it is made (a tree of products kept lavapipe's registers full).
+fn acc_fma(w: f32, x: acc_t, s: acc_t) -> acc_t {
+    return fma(w, x, s);
+}
+
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
     set_lane(ids);

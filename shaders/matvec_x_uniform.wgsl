@@ -15,6 +15,9 @@ fn unit_of(block_weights: u32) -> u32 {
 
 // The largest unit: a K-quant super-block.
 var<private> xs: array<vec4<f32>, 64>;
+// Σ x of each 32 of the unit (x32_sum), made once per unit for all the thread's rows.
+var<private> xsums: array<f32, 8>;
+const XSUM_CACHED: bool = true;
 
 // Cache x[xi, xi + n) (n a multiple of 4, xi of 4) and say where the decoders find it.
 // Where a row has one lane and the adapter has subgroups of 8 or more (`can_broadcast`,
@@ -36,17 +39,26 @@ fn load_x(xi: u32, n: u32) -> u32 {
             xs[r * 8u + 6u] = b[6];
             xs[r * 8u + 7u] = b[7];
         }
-        return 0u;
+    } else {
+        for (var i = 0u; i < n / 4u; i++) {
+            let k = (xi >> 2u) + i;
+            xs[i] = x_in(X[k], k);
+        }
     }
-    for (var i = 0u; i < n / 4u; i++) {
-        let k = (xi >> 2u) + i;
-        xs[i] = x_in(X[k], k);
+    for (var g = 0u; g < n / 32u; g++) {
+        let b = 8u * g;
+        let v = ((xs[b] + xs[b + 4u]) + (xs[b + 1u] + xs[b + 5u])) + ((xs[b + 2u] + xs[b + 6u]) + (xs[b + 3u] + xs[b + 7u]));
+        xsums[g] = (v.x + v.y) + (v.z + v.w);
     }
     return 0u;
 }
 
 fn xval(i: u32) -> acc_t {
     return xs[i >> 2u][i & 3u];
+}
+
+fn x32_sum(xi: u32) -> acc_t {
+    return xsums[xi >> 5u];
 }
 
 fn x_raw(i: u32) -> f32 {

@@ -24,20 +24,28 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
     let q1 = select(W[w0 + 1u], word_of(qv, 1u), WV);
     let q2 = select(W[w0 + 2u], word_of(qv, 2u), WV);
     let q3 = select(W[w0 + 3u], word_of(qv, 3u), WV);
-    let s = (nibbles_dot(q0, xi) + nibbles_dot(q1, xi + 4u)) + (nibbles_dot(q2, xi + 8u) + nibbles_dot(q3, xi + 12u));
-    let sx = (x8_sum(xi) + x8_sum(xi + 4u)) + (x8_sum(xi + 8u) + x8_sum(xi + 12u));
+    var s = nibbles_dot(q0, xi, acc_zero());
+    s = nibbles_dot(q1, xi + 4u, s);
+    s = nibbles_dot(q2, xi + 8u, s);
+    s = nibbles_dot(q3, xi + 12u, s);
+    let sx = x32_sum(xi);
     let dm = unpack2x16float(W[scale_at(k) >> 2u]);
     return dm.x * s + dm.y * sx;
 }
 
-// Σ nibble · x over word q of a block's quants: its bytes' low nibbles are the weights at
-// x indices xi..xi+3, their high nibbles those at xi+16..xi+19.
-fn nibbles_dot(q: u32, xi: u32) -> acc_t {
+// s + Σ nibble · x over word q of a block's quants: its bytes' low nibbles are the weights
+// at x indices xi..xi+3, their high nibbles those at xi+16..xi+19. One chain of fused
+// multiply-adds, not a tree: on the prompt matmul (eight tokens a product) a tree's
+// products all lived at once and lavapipe spilled them to the stack.
+fn nibbles_dot(q: u32, xi: u32, s0: acc_t) -> acc_t {
     let lo = q & 0x0F0F0F0Fu;
     let hi = (q >> 4u) & 0x0F0F0F0Fu;
-    let a = f32(lo & 0xFFu) * xval(xi) + f32(hi & 0xFFu) * xval(xi + 16u);
-    let b = f32((lo >> 8u) & 0xFFu) * xval(xi + 1u) + f32((hi >> 8u) & 0xFFu) * xval(xi + 17u);
-    let c = f32((lo >> 16u) & 0xFFu) * xval(xi + 2u) + f32((hi >> 16u) & 0xFFu) * xval(xi + 18u);
-    let d = f32(lo >> 24u) * xval(xi + 3u) + f32(hi >> 24u) * xval(xi + 19u);
-    return (a + b) + (c + d);
+    var s = acc_fma(f32(lo & 0xFFu), xval(xi), s0);
+    s = acc_fma(f32(hi & 0xFFu), xval(xi + 16u), s);
+    s = acc_fma(f32((lo >> 8u) & 0xFFu), xval(xi + 1u), s);
+    s = acc_fma(f32((hi >> 8u) & 0xFFu), xval(xi + 17u), s);
+    s = acc_fma(f32((lo >> 16u) & 0xFFu), xval(xi + 2u), s);
+    s = acc_fma(f32((hi >> 16u) & 0xFFu), xval(xi + 18u), s);
+    s = acc_fma(f32(lo >> 24u), xval(xi + 3u), s);
+    return acc_fma(f32(hi >> 24u), xval(xi + 19u), s);
 }

@@ -37,6 +37,12 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
                 sx2 += x1;
             }
         }
+        // The mins multiply Σ x of each 32: where the kernel caches x it has made the sums
+        // once per unit for all rows (x32_sum), and the ones added up here go unused.
+        if (XSUM_CACHED) {
+            sx1 = x32_sum(xi + c * 64u);
+            sx2 = x32_sum(xi + c * 64u + 32u);
+        }
         s += d * sm1.x * s1 - dmin * sm1.y * sx1 + d * sm2.x * s2 - dmin * sm2.y * sx2;
     }
     return s;

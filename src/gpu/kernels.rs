@@ -14,15 +14,12 @@ const KSCALE: &str = include_str!("../../shaders/quant/kscale.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const ACT: &str = include_str!("../../shaders/act.wgsl");
 const MATVEC_ROWS: &str = include_str!("../../shaders/matvec_rows.wgsl");
-const MATMUL_MAIN: &str = include_str!("../../shaders/matmul_main.wgsl");
+const MATMUL_MAIN: &str =
+    concat!(include_str!("../../shaders/matmul_main.wgsl"), include_str!("../../shaders/xsum.wgsl"));
 
-/// A type's block decoders, with split.wgsl's helpers where the type is uploaded split
-/// and x8_sum.wgsl's where it has an offset m.
+/// A type's block decoders, with split.wgsl's helpers where the type is uploaded split.
 fn quant_source(ty: GgmlType) -> String {
-    let mut file = quant_file(ty).to_string();
-    if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
-        file = format!("{}\n{file}", include_str!("../../shaders/quant/x8_sum.wgsl"));
-    }
+    let file = quant_file(ty).to_string();
     match super::layout::split_scale_bytes(ty) {
         Some(_) => format!("{}\n{file}", include_str!("../../shaders/quant/split.wgsl")),
         None => file,
@@ -517,7 +514,9 @@ fn kv_suffix(kv: KvType) -> &'static str {
 
 fn matvec_x_source(x: MatvecX) -> &'static str {
     match x {
-        MatvecX::Storage => include_str!("../../shaders/matvec_x_storage.wgsl"),
+        MatvecX::Storage => {
+            concat!(include_str!("../../shaders/matvec_x_storage.wgsl"), include_str!("../../shaders/xsum.wgsl"))
+        }
         MatvecX::Uniform => include_str!("../../shaders/matvec_x_uniform.wgsl"),
     }
 }
