@@ -127,10 +127,11 @@ pub enum Batching {
 
 impl Batching {
     /// Together on GPUs, where decoding is bound by reading the weights; apart on CPU
-    /// adapters, which are bound by arithmetic: on lavapipe eight SmolLM2 sequences
-    /// together decode at 15 tokens/s in all against 13.6 for one apart, and one alone
-    /// through the prompt program at 2.2 (see README). A sequence's tokens come from the
-    /// same kernels whatever else runs, either way. `LANTERNA_BATCH=together|apart`.
+    /// adapters, which are bound by arithmetic: on lavapipe (AMD EPYC, 2026-12-02) eight
+    /// SmolLM2 sequences together decode at 53-65 tokens/s in all against 22-33 for one
+    /// apart, but one alone through the prompt program at 8-9 (see README). A sequence's
+    /// tokens come from the same kernels whatever else runs, either way, so its answer
+    /// does not depend on its neighbours. `LANTERNA_BATCH=together|apart`.
     pub fn for_class(class: AdapterClass) -> Self {
         match std::env::var("LANTERNA_BATCH").as_deref() {
             Ok("together") => Batching::Together,
