@@ -25,19 +25,7 @@ const WV: bool = false;  // words (common.wgsl); block_dot is never called here
 @group(0) @binding(3) var<uniform> S: Step;
 @group(0) @binding(4) var<storage, read> Tok: array<u32>;      // [tokens] (main_batch only)
 
-// Only block_get is used here; block_dot still has to type-check.
-alias acc_t = f32;
-
-fn acc_zero() -> acc_t {
-    return 0.0;
-}
-
-// s + w · x in one rounding: the decoders chain their products through it, so each is
-// added as soon as it is made (a tree of products kept lavapipe's registers full).
-fn acc_fma(w: f32, x: acc_t, s: acc_t) -> acc_t {
-    return fma(w, x, s);
-}
-
+// Only block_get is used here; block_dot still has to type-check (acc_t: acc_f32.wgsl).
 fn xval(i: u32) -> acc_t {
     return 0.0;
 }

@@ -42,7 +42,7 @@ fn acc_zero() -> acc_t {
     return mat2x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0));
 }
 
-// s + w · x for eight tokens, one fused multiply-add a four-token column (see matvec.wgsl).
+// s + w · x for eight tokens, a multiply-add a four-token column (see acc_f32.wgsl).
 fn acc_fma(w: f32, x: acc_t, s: acc_t) -> acc_t {
     let v = vec4<f32>(w);
     return mat2x4<f32>(fma(v, x[0], s[0]), fma(v, x[1], s[1]));

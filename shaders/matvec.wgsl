@@ -9,7 +9,8 @@
 // A workgroup of WG threads has WG/TPR slots of TPR lanes; each slot owns R rows and its
 // lanes split each row's units. On CPU-like adapters (lavapipe) one lane per row and
 // several rows per lane is fastest (every x loaded once serves R rows); GPUs want many
-// lanes per row, so that a row's loads coalesce, and one row per slot.
+// lanes per row, so that a row's loads coalesce, and one row per slot. The decoders
+// accumulate in acc_f32.wgsl's acc_t.
 
 struct Params {
     rows: u32,        // rows in this part of the tensor
@@ -32,19 +33,6 @@ override WG: u32 = 64u;
 override TPR: u32 = 8u;
 override R: u32 = 1u;
 const RMAX: u32 = 16u;
-
-// The block decoders accumulate in acc_t: one f32 here, four tokens at once in matmul.
-alias acc_t = f32;
-
-fn acc_zero() -> acc_t {
-    return 0.0;
-}
-
-// s + w · x in one rounding: the decoders chain their products through it, so each is
-// added as soon as it is made (a tree of products kept lavapipe's registers full).
-fn acc_fma(w: f32, x: acc_t, s: acc_t) -> acc_t {
-    return fma(w, x, s);
-}
 
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {

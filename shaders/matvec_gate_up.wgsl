@@ -31,18 +31,6 @@ const RMAX: u32 = 16u;
 // 0 for SiLU, 1 for GELU (tanh approximation), as in matvec_glu.wgsl.
 override ACT: u32 = 0u;
 
-alias acc_t = f32;
-
-fn acc_zero() -> acc_t {
-    return 0.0;
-}
-
-// s + w · x in one rounding: the decoders chain their products through it, so each is
-// added as soon as it is made (a tree of products kept lavapipe's registers full).
-fn acc_fma(w: f32, x: acc_t, s: acc_t) -> acc_t {
-    return fma(w, x, s);
-}
-
 @compute @workgroup_size(WG)
 fn main(ids: Ids) {
     set_lane(ids);

@@ -36,18 +36,6 @@ override TPR: u32 = 8u;
 override R: u32 = 1u;
 const RMAX: u32 = 16u;
 
-alias acc_t = f32;
-
-fn acc_zero() -> acc_t {
-    return 0.0;
-}
-
-// s + w · x in one rounding: the decoders chain their products through it, so each is
-// added as soon as it is made (a tree of products kept lavapipe's registers full).
-fn acc_fma(w: f32, x: acc_t, s: acc_t) -> acc_t {
-    return fma(w, x, s);
-}
-
 fn store(tensor: u32, row: u32, v: f32) {
     if (tensor == 0u) {
         Y0[row] = v;

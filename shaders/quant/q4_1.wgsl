@@ -34,7 +34,7 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
 }
 
 // s + Σ nibble · x over word q of a block's quants: its bytes' low nibbles are the weights
-// at x indices xi..xi+3, their high nibbles those at xi+16..xi+19. One chain of fused
+// at x indices xi..xi+3, their high nibbles those at xi+16..xi+19. One chain of
 // multiply-adds, not a tree: on the prompt matmul (eight tokens a product) a tree's
 // products all lived at once and lavapipe spilled them to the stack.
 fn nibbles_dot(q: u32, xi: u32, s0: acc_t) -> acc_t {

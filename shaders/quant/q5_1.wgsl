@@ -32,7 +32,7 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
 // Over word q of the quants (bytes 4i..4i+3) with h0 = qh >> 4i, h1 = qh >> (4i + 16):
 // byte n's low nibble and bit n of h0 make the weight at x index xi + n, its high nibble
 // and bit n of h1 the one at xi + n + 16. No loops (see q4_1.wgsl's block_dot).
-// s + Σ q · x over those eight weights, one chain of fused multiply-adds (see q4_1.wgsl's
+// s + Σ q · x over those eight weights, one chain of multiply-adds (see q4_1.wgsl's
 // nibbles_dot).
 fn q5_dot(q: u32, h0: u32, xi: u32, s0: acc_t) -> acc_t {
     let h1 = h0 >> 16u;

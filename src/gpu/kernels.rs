@@ -14,6 +14,8 @@ const KSCALE: &str = include_str!("../../shaders/quant/kscale.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const ACT: &str = include_str!("../../shaders/act.wgsl");
 const MATVEC_ROWS: &str = include_str!("../../shaders/matvec_rows.wgsl");
+const ACC_F32: &str = include_str!("../../shaders/acc_f32.wgsl");
+const EMBED: &str = include_str!("../../shaders/embed.wgsl");
 const MATMUL_MAIN: &str =
     concat!(include_str!("../../shaders/matmul_main.wgsl"), include_str!("../../shaders/xsum.wgsl"));
 
@@ -454,7 +456,7 @@ impl Kernel {
             Kernel::Matvec(t, x, f, r, _, n) => {
                 let (xs, rs, ns) = (matvec_x_source(x), r.source(), n.source());
                 let main = format!("{MATVEC_ROWS}\n{}", include_str!("../../shaders/matvec.wgsl"));
-                (format!("{}\n{xs}\n{}\n{rs}\n{ns}", quant(t, &main), f.source()), "main")
+                (format!("{ACC_F32}\n{}\n{xs}\n{}\n{rs}\n{ns}", quant(t, &main), f.source()), "main")
             }
             Kernel::MatvecQkv(types, x, r, _, n) => {
                 let decoders: Vec<String> = types
@@ -464,7 +466,7 @@ impl Kernel {
                     .collect();
                 let main = include_str!("../../shaders/matvec_qkv.wgsl");
                 let (xs, rs, ns) = (matvec_x_source(x), r.source(), n.source());
-                (format!("{}\n{main}\n{xs}\n{rs}\n{ns}", decoders.join("\n")), "main")
+                (format!("{ACC_F32}\n{}\n{main}\n{xs}\n{rs}\n{ns}", decoders.join("\n")), "main")
             }
             Kernel::MatvecGateUp(types, x, r, _, _, n) => {
                 let decoders: Vec<String> = types
@@ -474,7 +476,7 @@ impl Kernel {
                     .collect();
                 let main = include_str!("../../shaders/matvec_gate_up.wgsl");
                 let (xs, rs, ns) = (matvec_x_source(x), r.source(), n.source());
-                (format!("{}\n{main}\n{xs}\n{rs}\n{ns}\n{ACT}", decoders.join("\n")), "main")
+                (format!("{ACC_F32}\n{}\n{main}\n{xs}\n{rs}\n{ns}\n{ACT}", decoders.join("\n")), "main")
             }
             Kernel::Matmul(t, x) => {
                 let main = match x {
@@ -484,8 +486,8 @@ impl Kernel {
                 };
                 (format!("{}\n{main}", quant(t, include_str!("../../shaders/matmul.wgsl"))), "main")
             }
-            Kernel::Embed(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main"),
-            Kernel::EmbedBatch(t) => (quant(t, include_str!("../../shaders/embed.wgsl")), "main_batch"),
+            Kernel::Embed(t) => (format!("{ACC_F32}\n{}", quant(t, EMBED)), "main"),
+            Kernel::EmbedBatch(t) => (format!("{ACC_F32}\n{}", quant(t, EMBED)), "main_batch"),
             Kernel::RmsNorm => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main"),
             Kernel::RmsNormInplace => {
                 (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_inplace")
