@@ -32,6 +32,13 @@ pub trait Executor {
             _ => Err(Error::Usage(format!("sequence {s} asked for, but the cache holds one"))),
         }
     }
+    /// Make the current sequence's cache the first `n` positions of sequence `from`'s
+    /// (which must hold that many), leaving `from` as it was: a prompt that begins as
+    /// another sequence's did (a shared system prompt) then computes only the rest.
+    /// Executors with one sequence cannot.
+    fn copy_prefix(&mut self, from: usize, n: usize) -> Result<()> {
+        Err(Error::Usage(format!("this executor cannot copy {n} positions of sequence {from} into another")))
+    }
     /// One token each of distinct sequences `(sequence, token)`, each at its sequence's
     /// next position: the logits after each, row after row ([items.len(), n_vocab]).
     /// Executors that run them together (one pass over the weights) override this; the

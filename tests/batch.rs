@@ -10,6 +10,7 @@ use common::*;
 use lanterna::cpu::CpuModel;
 use lanterna::generate::Executor;
 use lanterna::gguf::GgufFile;
+use lanterna::gpu::buffers::{copy_within, f32_buffer, f32_buffer_init, read_f32};
 use lanterna::gpu::kernels::Batching;
 use lanterna::gpu::GpuModel;
 use lanterna::model::Config;
@@ -123,4 +124,75 @@ fn a_batch_refuses_what_it_cannot_do() {
     m.prefill(&[1; 8], 0).unwrap();
     assert!(err(m.decode_batch(&[(0, 1), (1, 1)])).contains("filled its context"));
     assert!(m.select_seq(2).is_err());
+}
+
+/// A prompt whose first positions are copied from another sequence's cache (the server's
+/// shared system prompt) gets the logits it gets computed from scratch, bit for bit, and
+/// the sequence copied from goes on as if nothing had happened.
+fn check_copied_prefix(e: &mut dyn Executor, tok: &Tokenizer) {
+    let a = tok.encode(PROMPTS[2]).unwrap();
+    let shared = 5;
+    let mut b = a[..shared].to_vec();
+    b.extend(tok.encode(" a dragon who loved").unwrap());
+    assert_ne!(b[shared], a[shared], "the prompts must part after the shared positions");
+    e.select_seq(0).unwrap();
+    e.reset();
+    let a_next = argmax(e.prefill(&a, 0).unwrap());
+    e.select_seq(2).unwrap();
+    e.reset();
+    let want = e.prefill(&b, 0).unwrap().to_vec();
+
+    e.select_seq(1).unwrap();
+    e.reset();
+    e.copy_prefix(0, shared).unwrap();
+    assert_eq!(e.n_pos(), shared);
+    let got = e.prefill(&b[shared..], shared).unwrap().to_vec();
+    assert!(got == want, "logits after a copied prefix differ from those computed from scratch");
+
+    let after_copy = e.decode_batch(&[(0, a_next)]).unwrap();
+    e.select_seq(3).unwrap();
+    e.reset();
+    e.prefill(&a, 0).unwrap();
+    assert!(e.decode_batch(&[(3, a_next)]).unwrap() == after_copy, "the copy disturbed sequence 0");
+
+    e.select_seq(1).unwrap();
+    let err = e.copy_prefix(0, a.len() + 2).expect_err("more than sequence 0 holds").to_string();
+    assert!(err.contains("cannot copy"), "{err}");
+    assert!(e.copy_prefix(4, 1).expect_err("no sequence 4").to_string().contains("sequence 4"));
+}
+
+#[test]
+fn gpu_copied_prefix_equals_computed() {
+    let Some(ctx) = gpu() else { return };
+    let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let cfg = Config::from_gguf(&g).unwrap().with_seqs(4).unwrap();
+    let mut m = GpuModel::load_on(ctx, &g, cfg, N_CTX).unwrap();
+    check_copied_prefix(&mut m, &tok);
+}
+
+#[test]
+fn cpu_copied_prefix_equals_computed() {
+    let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let cfg = Config::from_gguf(&g).unwrap().with_seqs(4).unwrap();
+    let mut m = CpuModel::load(&g, cfg, N_CTX).unwrap();
+    check_copied_prefix(&mut m, &tok);
+}
+
+/// The cache copy goes through a scratch buffer a piece at a time (a long shared prefix
+/// outgrows the chunk buffer): here 40 words in pieces of 7, so every piece boundary and
+/// the short last piece are crossed; the words around the destination stay as they were.
+#[test]
+fn copy_within_moves_every_piece() {
+    let Some(ctx) = gpu() else { return };
+    let data: Vec<f32> = (0..101).map(|i| i as f32).collect();
+    let buf = f32_buffer_init(&ctx, "buf", &data);
+    let scratch = f32_buffer(&ctx, "scratch", 7);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    copy_within(&mut enc, &buf, 4 * 3, 4 * 55, 4 * 40, &scratch);
+    ctx.submit(enc.finish(), "the copy").unwrap();
+    let mut want = data.clone();
+    want.copy_within(3..43, 55);
+    assert_eq!(read_f32(&ctx, &buf, 101).unwrap(), want);
 }

@@ -122,6 +122,23 @@ impl Executor for CpuModel {
         Ok(())
     }
 
+    fn copy_prefix(&mut self, from: usize, n: usize) -> Result<()> {
+        if from == self.seq {
+            return self.rewind(n);
+        }
+        let src = self.parked.get(from).ok_or_else(|| {
+            Error::Usage(format!("sequence {from} asked for, but the cache holds {}", self.cfg.n_seq))
+        })?;
+        if n > src.n_pos {
+            return Err(Error::Context(format!("cannot copy {n} positions: sequence {from} holds {}", src.n_pos)));
+        }
+        let (kd, vd) = (self.cfg.k_dim(), self.cfg.v_dim());
+        self.k_cache = src.k_cache.iter().map(|c| c[..n * kd].to_vec()).collect();
+        self.v_cache = src.v_cache.iter().map(|c| c[..n * vd].to_vec()).collect();
+        self.n_pos = n;
+        Ok(())
+    }
+
     fn forward(&mut self, token: u32, pos: usize) -> Result<&[f32]> {
         self.step(&[token], pos, false)?;
         Ok(&self.logits)

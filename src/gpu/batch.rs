@@ -6,6 +6,7 @@
 //! and attention rows are independent, and chunks never split attention), so a sequence's
 //! answer does not depend on its neighbours.
 
+use super::buffers::copy_within;
 use super::executor::GpuModel;
 use super::params::Step;
 use crate::error::{Error, Result};
@@ -28,6 +29,36 @@ impl GpuModel {
             }
         }
         Ok(out)
+    }
+
+    /// The current sequence's cache becomes the first `n` positions of sequence `from`'s:
+    /// every layer's K and V rows copied on the GPU, through the chunk buffer (`xt`).
+    pub(super) fn copy_seq_prefix(&mut self, from: usize, n: usize) -> Result<()> {
+        if from >= self.n_seq() {
+            return Err(Error::Usage(format!("sequence {from} asked for, but the cache holds {}", self.n_seq())));
+        }
+        if n > self.n_pos[from] {
+            return Err(Error::Context(format!(
+                "cannot copy {n} positions: sequence {from} holds {}",
+                self.n_pos[from]
+            )));
+        }
+        let to = self.seq;
+        if from != to && n > 0 {
+            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+            let kv_bytes = self.cfg.kv_type.bytes();
+            for (caches, width) in [(&self.bufs.k_cache, self.cfg.k_dim()), (&self.bufs.v_cache, self.cfg.v_dim())] {
+                // Whole rows of even widths: multiples of 4 bytes, as copies need.
+                let row = (width * kv_bytes) as u64;
+                let (src, dst) = ((from * self.n_ctx) as u64 * row, (to * self.n_ctx) as u64 * row);
+                for cache in caches {
+                    copy_within(&mut enc, cache, src, dst, n as u64 * row, &self.bufs.xt);
+                }
+            }
+            self.ctx.submit(enc.finish(), "the cache copy")?;
+        }
+        self.n_pos[to] = n;
+        Ok(())
     }
 
     fn check_batch(&self, items: &[(usize, u32)]) -> Result<()> {

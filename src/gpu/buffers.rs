@@ -190,6 +190,27 @@ pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, out: &mut [f32]) -
 }
 
 /// Read a whole f32 buffer back (tests, comparisons; not the per-token path).
+/// Copy `len` bytes of `buf` from byte `src` to byte `dst` (the ranges apart; all three
+/// multiples of 4) through `scratch`, as much of it as fits at a time: WebGPU copies no
+/// buffer into itself.
+pub fn copy_within(
+    enc: &mut wgpu::CommandEncoder,
+    buf: &wgpu::Buffer,
+    src: u64,
+    dst: u64,
+    len: u64,
+    scratch: &wgpu::Buffer,
+) {
+    let piece = scratch.size() / 4 * 4;
+    let mut done = 0;
+    while done < len {
+        let n = piece.min(len - done);
+        enc.copy_buffer_to_buffer(buf, src + done, scratch, 0, n);
+        enc.copy_buffer_to_buffer(scratch, 0, buf, dst + done, n);
+        done += n;
+    }
+}
+
 pub fn read_f32(ctx: &GpuContext, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
     let staging = staging_buffer(ctx, "readback", (len * 4) as u64);
     let mut enc = ctx.device.create_command_encoder(&Default::default());

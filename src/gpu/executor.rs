@@ -53,7 +53,7 @@ pub struct GpuModel {
     pub ubatch: usize,
     /// The per-step `Step` uniform.
     step: wgpu::Buffer,
-    bufs: StepBuffers,
+    pub(super) bufs: StepBuffers,
     kernels: Kernels,
     /// Built on first use.
     all_head: Option<AllHead>,
@@ -70,7 +70,7 @@ pub struct GpuModel {
     /// Positions each sequence's cache holds ([cfg.n_seq]).
     pub(super) n_pos: Vec<usize>,
     /// The sequence `forward`, `prefill` and the rest act on.
-    seq: usize,
+    pub(super) seq: usize,
     pub upload_bytes: u64,
     pub upload_ms: f64,
 }
@@ -496,6 +496,10 @@ impl Executor for GpuModel {
         }
         self.seq = s;
         Ok(())
+    }
+
+    fn copy_prefix(&mut self, from: usize, n: usize) -> Result<()> {
+        self.copy_seq_prefix(from, n)
     }
 
     fn decode_batch(&mut self, items: &[(usize, u32)]) -> Result<Vec<f32>> {
