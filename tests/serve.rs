@@ -251,6 +251,10 @@ fn eight_requests_at_once_get_what_each_gets_alone() {
         assert_eq!(*status, 200, "{v}");
         assert_eq!(&text_of(v), want, "cross-talk: an answer changed when others ran beside it");
         generated += v["usage"]["completion_tokens"].as_u64().unwrap();
+        // Every prompt begins with the template's system prompt: the slot the requests
+        // alone used holds it, and the requests in the other slots copy it from there.
+        let cached = v["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+        assert!(cached > 0, "a request at once computed its whole prompt again: {v}");
     }
     assert_eq!(s.metric("lanterna_requests_active"), 0.0);
     println!("8 requests at once: the answers alone; {generated} tokens in {secs:.1} s");

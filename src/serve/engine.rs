@@ -2,7 +2,9 @@
 //! sequences, each in its own slot of the KV cache, join and leave the running batch at
 //! every step (continuous batching): a new request is admitted into a free slot — the one
 //! whose cached tokens share the longest prefix with its prompt, so a conversation's next
-//! turn prefills only what is new — then every active sequence advances one token per step
+//! turn prefills only what is new; where another slot holds a longer beginning of the
+//! prompt (the system prompt every request starts with), those positions are copied from
+//! it (`Executor::copy_prefix`) instead of computed again — then every active sequence advances one token per step
 //! through `Executor::decode_batch`. A request whose client has gone (its event channel
 //! closed) is cancelled before the next step and its slot freed.
 
@@ -141,7 +143,7 @@ impl<'a> Engine<'a> {
     /// recently used among equals).
     fn free_slot(&self) -> Option<usize> {
         let prompt = &self.waiting.front()?.prompt;
-        let common = |s: &Slot| s.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let common = |s: &Slot| common_prefix(&s.tokens, prompt);
         let free = self.slots.iter().enumerate().filter(|(_, s)| s.active.is_none());
         free.max_by_key(|(_, s)| (common(s), std::cmp::Reverse(s.last_used))).map(|(i, _)| i)
     }
@@ -181,17 +183,33 @@ impl<'a> Engine<'a> {
     /// logits after it, and how many tokens were reused.
     fn prefill(&mut self, s: usize, prompt: &[u32]) -> Result<(Vec<f32>, usize)> {
         self.exec.select_seq(s)?;
-        let slot = &mut self.slots[s];
-        let common = slot.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
         // At least the prompt's last token runs, for its logits.
-        let reuse = common.min(prompt.len() - 1).min(self.exec.n_pos());
-        self.exec.rewind(reuse)?;
+        let most = prompt.len() - 1;
+        let own = common_prefix(&self.slots[s].tokens, prompt).min(most).min(self.exec.n_pos());
+        let (from, shared) = self.longest_prefix(s, prompt);
+        let shared = shared.min(most);
+        // Another slot holds more of the prompt (a system prompt every request starts
+        // with): its positions are copied in rather than computed again.
+        let reuse = if shared > own && self.exec.copy_prefix(from, shared).is_ok() {
+            shared
+        } else {
+            self.exec.rewind(own)?;
+            own
+        };
+        let slot = &mut self.slots[s];
         slot.tokens.truncate(reuse);
         let logits = self.exec.prefill(&prompt[reuse..], reuse)?.to_vec();
         slot.tokens = prompt.to_vec();
         self.clock += 1;
         slot.last_used = self.clock;
         Ok((logits, reuse))
+    }
+
+    /// The slot other than `s` whose cached tokens begin with the longest part of
+    /// `prompt`, and that length (0 if none shares a token).
+    fn longest_prefix(&self, s: usize, prompt: &[u32]) -> (usize, usize) {
+        let others = self.slots.iter().enumerate().filter(|&(i, _)| i != s);
+        others.map(|(i, o)| (i, common_prefix(&o.tokens, prompt))).max_by_key(|&(_, n)| n).unwrap_or((s, 0))
     }
 
     /// One token for every active sequence, in one batch.
@@ -277,6 +295,11 @@ impl<'a> Engine<'a> {
             self.metrics.active.fetch_sub(1, Relaxed);
         }
     }
+}
+
+/// How many tokens `a` and `b` share from the start.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 fn log(job: &Job, finish: &str, prompt: usize, cached: usize, generated: usize) {
