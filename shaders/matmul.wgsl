@@ -14,7 +14,7 @@ struct Params {
     row_bytes: u32,
     out_offset: u32,  // first output column of this part
     out_stride: u32,  // floats per token in Y (all rows of the tensor)
-    x_stride: u32,    // vec4s per column of X (chunk size / 4)
+    x_stride: u32,    // vec4s per column of X (chunk size / 4), or per token (matmul_rows)
     _pad1: u32,
     _pad2: u32,
 }

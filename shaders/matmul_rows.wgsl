@@ -5,7 +5,8 @@
 // lavapipe more than the row's arithmetic: its prompt matmul on 8 tokens took 5.4-6.6× a
 // single-token matvec of the same Q4_0/Q4_1/Q8_0 weights, this one 2.4-3.4× (see README).
 // The lanes of a subgroup (at least eight) walk the same columns in step: lane l loads
-// columns l, l + 8, … of a unit and broadcasts hand them round, as in matmul_x_subgroup.wgsl.
+// token t0 + l's columns of a unit from X as the layers leave it (token-major: no
+// transpose pass before this kernel) and broadcasts hand them round.
 // A row past the tensor computes the last row's sums and stores nothing: a branch would
 // make lavapipe blend every value set under it.
 
@@ -83,22 +84,26 @@ fn unit_dot(row: u32, b: u32, n: u32, per: u32) -> acc_t {
 }
 
 // xs[j] = column c0 + j's eight tokens, for the unit's columns (0 past the row's end).
+// X is token-major here, as the layers write it (no transpose pass): lane l loads eight
+// columns of token t0 + l as two vec4s, and broadcasts hand each value round.
 fn load_unit(c0: u32) {
     for (var j = 0u; j < UNIT / 8u; j++) {
-        let c = c0 + 8u * j + lane;
-        var v = acc_zero();
+        let c = c0 + 8u * j;
+        var a = vec4<f32>(0.0);
+        var b = vec4<f32>(0.0);
         if (c < P.cols) {
-            let e = c * P.x_stride + t0 / 4u;
-            v = mat2x4<f32>(X[e], X[e + 1u]);
+            let e = (t0 + lane) * P.x_stride + c / 4u;
+            a = X[e];
+            b = X[e + 1u];
         }
-        xs[8u * j + 0u] = mat2x4<f32>(subgroupBroadcast(v[0], 0u), subgroupBroadcast(v[1], 0u));
-        xs[8u * j + 1u] = mat2x4<f32>(subgroupBroadcast(v[0], 1u), subgroupBroadcast(v[1], 1u));
-        xs[8u * j + 2u] = mat2x4<f32>(subgroupBroadcast(v[0], 2u), subgroupBroadcast(v[1], 2u));
-        xs[8u * j + 3u] = mat2x4<f32>(subgroupBroadcast(v[0], 3u), subgroupBroadcast(v[1], 3u));
-        xs[8u * j + 4u] = mat2x4<f32>(subgroupBroadcast(v[0], 4u), subgroupBroadcast(v[1], 4u));
-        xs[8u * j + 5u] = mat2x4<f32>(subgroupBroadcast(v[0], 5u), subgroupBroadcast(v[1], 5u));
-        xs[8u * j + 6u] = mat2x4<f32>(subgroupBroadcast(v[0], 6u), subgroupBroadcast(v[1], 6u));
-        xs[8u * j + 7u] = mat2x4<f32>(subgroupBroadcast(v[0], 7u), subgroupBroadcast(v[1], 7u));
+        xs[8u * j + 0u] = tokens8(a.x);
+        xs[8u * j + 1u] = tokens8(a.y);
+        xs[8u * j + 2u] = tokens8(a.z);
+        xs[8u * j + 3u] = tokens8(a.w);
+        xs[8u * j + 4u] = tokens8(b.x);
+        xs[8u * j + 5u] = tokens8(b.y);
+        xs[8u * j + 6u] = tokens8(b.z);
+        xs[8u * j + 7u] = tokens8(b.w);
     }
     for (var g = 0u; g < UNIT / 32u; g++) {
         var s = acc_zero();
@@ -107,6 +112,13 @@ fn load_unit(c0: u32) {
         }
         xsum[g] = s;
     }
+}
+
+// One column's eight tokens from the lanes' values (lane l holds token t0 + l's).
+fn tokens8(v: f32) -> mat2x4<f32> {
+    let lo = vec4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+    let hi = vec4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
+    return mat2x4<f32>(lo, hi);
 }
 
 fn store_row(row: u32, acc: acc_t) {

@@ -5,7 +5,8 @@
 use super::buffers::GpuTensor;
 use super::context::GpuContext;
 use super::kernels::{
-    bind, uniform, AttnChoice, Dispatch, Finish, Groups, Kernel, Kernels, MatvecX, Traffic, XNorm, UNIFORM_X_BYTES, WG,
+    bind, uniform, AttnChoice, Dispatch, Finish, Groups, Kernel, Kernels, MatmulX, MatvecX, Traffic, XNorm,
+    UNIFORM_X_BYTES, WG,
 };
 use super::params::*;
 use crate::error::Result;
@@ -189,7 +190,8 @@ impl Builder<'_> {
         }
     }
 
-    /// A chunk's Y = W·X: X transposed to column-major, then one matmul per part of W.
+    /// A chunk's Y = W·X: one matmul per part of W, after X is transposed to column-major
+    /// for the variants that read it so (matmul_rows.wgsl reads it token-major as it is).
     fn matmul(
         &mut self,
         label: &str,
@@ -199,52 +201,60 @@ impl Builder<'_> {
         batch: Batch,
     ) -> Result<Vec<Dispatch>> {
         let mut out = Vec::new();
-        {
-            let u = batch.max_tokens;
-            let tp = uniform(self.ctx, label, &TransposeParams { cols: w.cols, tokens: u, _pad: [0; 2] });
-            let n = w.cols as u64 * u as u64 * 4;
-            // Only the step's tokens: a decoding batch of 8 in a chunk of 64 copied 64.
-            let groups = Groups::PerToken { x: w.cols.div_ceil(WG), per: 1 };
+        let mx = self.kernels.matmul_x_for(w.ty);
+        // vec4s per token row (token-major X), or per column (transposed).
+        let (x, x_stride) = if mx == MatmulX::Rows {
+            (x, w.cols / 4)
+        } else {
+            out.push(self.transpose(label, w.cols, x, batch)?);
+            (batch.xt, batch.max_tokens / 4)
+        };
+        for part in &w.parts {
+            let p = MatmulParams {
+                rows: part.rows,
+                cols: w.cols,
+                row_bytes: w.row_bytes,
+                out_offset: part.row_start,
+                out_stride: w.rows,
+                x_stride,
+                _pad: [0; 2],
+            };
+            let pb = uniform(self.ctx, label, &p);
+            let t = self.tokens() as u64;
+            let traffic = Traffic {
+                read: part.rows as u64 * w.row_bytes as u64 + t * w.cols as u64 * 4,
+                written: t * part.rows as u64 * 4,
+                read_per_pos: 0,
+            };
+            let groups = Groups::PerToken { x: part.rows.div_ceil(mx.rows_per_group()), per: MATMUL_TOKENS };
+            let step = self.step;
             out.push(self.dispatch(
-                Kernel::Transpose,
-                &format!("{label}+transpose"),
-                &[(0, x), (1, batch.xt), (2, &tp)],
+                Kernel::Matmul(w.ty, mx),
+                label,
+                &[(0, &part.buffer), (1, x), (2, y), (3, &pb), (4, step)],
                 groups,
-                Traffic { read: n, written: n, read_per_pos: 0 },
-                (batch.xt, w.cols * u),
+                traffic,
+                (y, w.rows),
             )?);
-            let x = batch.xt;
-            for part in &w.parts {
-                let p = MatmulParams {
-                    rows: part.rows,
-                    cols: w.cols,
-                    row_bytes: w.row_bytes,
-                    out_offset: part.row_start,
-                    out_stride: w.rows,
-                    x_stride: u / 4,
-                    _pad: [0; 2],
-                };
-                let pb = uniform(self.ctx, label, &p);
-                let t = self.tokens() as u64;
-                let traffic = Traffic {
-                    read: part.rows as u64 * w.row_bytes as u64 + t * w.cols as u64 * 4,
-                    written: t * part.rows as u64 * 4,
-                    read_per_pos: 0,
-                };
-                let mx = self.kernels.matmul_x_for(w.ty);
-                let groups = Groups::PerToken { x: part.rows.div_ceil(mx.rows_per_group()), per: MATMUL_TOKENS };
-                let step = self.step;
-                out.push(self.dispatch(
-                    Kernel::Matmul(w.ty, mx),
-                    label,
-                    &[(0, &part.buffer), (1, x), (2, y), (3, &pb), (4, step)],
-                    groups,
-                    traffic,
-                    (y, w.rows),
-                )?);
-            }
         }
         Ok(out)
+    }
+
+    /// The chunk's `cols`-wide token-major X into `batch.xt`, column-major.
+    fn transpose(&mut self, label: &str, cols: u32, x: &wgpu::Buffer, batch: Batch) -> Result<Dispatch> {
+        let u = batch.max_tokens;
+        let tp = uniform(self.ctx, label, &TransposeParams { cols, tokens: u, _pad: [0; 2] });
+        let n = cols as u64 * u as u64 * 4;
+        // Only the step's tokens: a decoding batch of 8 in a chunk of 64 copied 64.
+        let groups = Groups::PerToken { x: cols.div_ceil(WG), per: 1 };
+        self.dispatch(
+            Kernel::Transpose,
+            &format!("{label}+transpose"),
+            &[(0, x), (1, batch.xt), (2, &tp)],
+            groups,
+            Traffic { read: n, written: n, read_per_pos: 0 },
+            (batch.xt, cols * u),
+        )
     }
 
     /// y = W·x for one token, finished as `then` says (a fused activation or residual add).

@@ -105,7 +105,8 @@ pub struct MatmulParams {
     pub row_bytes: u32,
     pub out_offset: u32,
     pub out_stride: u32,
-    /// vec4s per column of the column-major chunk (chunk size / 4).
+    /// vec4s per column of the column-major chunk (chunk size / 4), or per token of the
+    /// token-major one that matmul_rows.wgsl reads (cols / 4).
     pub x_stride: u32,
     pub _pad: [u32; 2],
 }
