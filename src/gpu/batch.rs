@@ -48,8 +48,10 @@ impl GpuModel {
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());
             let kv_bytes = self.cfg.kv_type.bytes();
             for (caches, width) in [(&self.bufs.k_cache, self.cfg.k_dim()), (&self.bufs.v_cache, self.cfg.v_dim())] {
-                // Whole rows of even widths: multiples of 4 bytes, as copies need.
                 let row = (width * kv_bytes) as u64;
+                if !row.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT) {
+                    return Err(Error::Usage(format!("cache rows of {row} bytes cannot be copied in whole words")));
+                }
                 let (src, dst) = ((from * self.n_ctx) as u64 * row, (to * self.n_ctx) as u64 * row);
                 for cache in caches {
                     copy_within(&mut enc, cache, src, dst, n as u64 * row, &self.bufs.xt);
