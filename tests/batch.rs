@@ -73,12 +73,18 @@ fn run_one(e: &mut dyn Executor, tok: &Tokenizer, i: usize, seq: usize) -> (Vec<
     (toks, steps)
 }
 
-#[test]
-fn gpu_batch_has_no_cross_talk_and_matches_decoding() {
-    let Some(ctx) = gpu() else { return };
+/// SmolLM2, its tokenizer, and a configuration of 4 sequences.
+fn smollm2_with_4_seqs() -> (GgufFile, Tokenizer, Config) {
     let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let cfg = Config::from_gguf(&g).unwrap().with_seqs(4).unwrap();
+    (g, tok, cfg)
+}
+
+#[test]
+fn gpu_batch_has_no_cross_talk_and_matches_decoding() {
+    let Some(ctx) = gpu() else { return };
+    let (g, tok, cfg) = smollm2_with_4_seqs();
     let mut m = GpuModel::load_on(ctx, &g, cfg, N_CTX).unwrap();
     let mut results = Vec::new();
     for batching in [Batching::Together, Batching::Apart] {
@@ -102,9 +108,7 @@ fn gpu_batch_has_no_cross_talk_and_matches_decoding() {
 
 #[test]
 fn cpu_sequences_keep_their_own_caches() {
-    let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
-    let tok = Tokenizer::from_gguf(&g).unwrap();
-    let cfg = Config::from_gguf(&g).unwrap().with_seqs(4).unwrap();
+    let (g, tok, cfg) = smollm2_with_4_seqs();
     let mut m = CpuModel::load(&g, cfg, N_CTX).unwrap();
     check_no_cross_talk(&mut m, &tok);
 }
@@ -164,18 +168,14 @@ fn check_copied_prefix(e: &mut dyn Executor, tok: &Tokenizer) {
 #[test]
 fn gpu_copied_prefix_equals_computed() {
     let Some(ctx) = gpu() else { return };
-    let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
-    let tok = Tokenizer::from_gguf(&g).unwrap();
-    let cfg = Config::from_gguf(&g).unwrap().with_seqs(4).unwrap();
+    let (g, tok, cfg) = smollm2_with_4_seqs();
     let mut m = GpuModel::load_on(ctx, &g, cfg, N_CTX).unwrap();
     check_copied_prefix(&mut m, &tok);
 }
 
 #[test]
 fn cpu_copied_prefix_equals_computed() {
-    let g = GgufFile::open(model_path(&SMOLLM2)).unwrap();
-    let tok = Tokenizer::from_gguf(&g).unwrap();
-    let cfg = Config::from_gguf(&g).unwrap().with_seqs(4).unwrap();
+    let (g, tok, cfg) = smollm2_with_4_seqs();
     let mut m = CpuModel::load(&g, cfg, N_CTX).unwrap();
     check_copied_prefix(&mut m, &tok);
 }
