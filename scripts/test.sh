@@ -80,12 +80,15 @@ cargo test --release --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # above: gpu_model's chunked-prefill test (its prompt matmuls have no per-adapter choice, and
 # its ~200 one-at-a-time steps would add minutes), the readback comparison (both readbacks
 # under one class either way) and Gemma-3's f16 cache (a minute; SmolLM2's f16 cache runs
-# the other class's attention). Not when arguments select tests (a narrower run).
+# the other class's attention). naga's runtime checks are flipped too (LANTERNA_SHADER_CHECKS,
+# off on Vulkan by default). Not when arguments select tests (a narrower run).
 if [ $# -eq 0 ]; then
   own=$(target/release/lanterna devices 2>/dev/null | sed -n 's/^ *kernels: \([a-z]*\) class.*/\1/p' | head -1)
   other=$([ "$own" = gpu ] && echo cpu || echo gpu)
-  echo "test.sh: the GPU tests again as for a ${other^^} adapter (LANTERNA_ADAPTER_CLASS=$other; this one is ${own:-unknown})"
-  LANTERNA_ADAPTER_CLASS=$other cargo test --release --no-fail-fast --test gpu_kernels --test zoo --test gpu_model -- \
+  own_checks=$(target/release/lanterna devices 2>/dev/null | sed -n 's/.*runtime checks \([A-Za-z]*\).*/\1/p' | head -1)
+  checks=$([ "$own_checks" = On ] && echo off || echo on)
+  echo "test.sh: the GPU tests again as for a ${other^^} adapter (LANTERNA_ADAPTER_CLASS=$other; this one is ${own:-unknown}), naga's checks $checks"
+  LANTERNA_ADAPTER_CLASS=$other LANTERNA_SHADER_CHECKS=$checks cargo test --release --no-fail-fast --test gpu_kernels --test zoo --test gpu_model -- \
     --skip chunked_prefill --skip topk_readback --skip gemma3_f16_kv 2>&1 | tee -a "$log" || status=$?
 fi
 # One closing line for the whole run (cargo's last line is the doc-tests' own count).

@@ -7,6 +7,7 @@ use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
 use lanterna::gpu::builder::{run_once, Batch, Builder, FusedNorm, RopeIo, Then};
+use lanterna::gpu::checks::ShaderChecks;
 use lanterna::gpu::kernels::{
     uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX, MatvecShape, MatvecX, Reduce, XNorm,
 };
@@ -32,7 +33,10 @@ struct Rig {
 
 fn rig() -> Option<Rig> {
     let ctx = gpu()?;
-    let kernels = Kernels::new(&ctx.limits);
+    let mut kernels = Kernels::new(&ctx.limits);
+    // The adapter's own choice (off on Vulkan), or LANTERNA_SHADER_CHECKS's: test.sh runs
+    // this file again with the other.
+    kernels.checks = ShaderChecks::for_adapter(&ctx.info).unwrap().0;
     let step = uniform(&ctx, "step", &Step::default());
     Some(Rig { ctx, kernels, step })
 }
@@ -155,6 +159,20 @@ fn matvec_every_type_under_the_class_defaults() {
         let Some(mut r) = rig_with(c) else { continue };
         for ty in GgmlType::ALL {
             // 37 rows: not a multiple of the rows a workgroup handles.
+            check_matvec(&mut r, ty, 37, test_blocks(ty), None);
+        }
+    }
+}
+
+/// Every type with naga's runtime checks on and off, whatever the adapter's own choice: the
+/// kernels must keep their indices in range themselves where nothing clamps them.
+#[test]
+fn matvec_every_type_with_and_without_naga_checks() {
+    for checks in [ShaderChecks::On, ShaderChecks::Off] {
+        let c = class_default(AdapterClass::Cpu, Reduce::Subgroup, MatvecX::Uniform);
+        let Some(mut r) = rig_with(c) else { continue };
+        r.kernels.checks = checks;
+        for ty in GgmlType::ALL {
             check_matvec(&mut r, ty, 37, test_blocks(ty), None);
         }
     }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::checks::ShaderChecks;
 use super::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::model::{Activation, KvType};
@@ -615,6 +616,9 @@ pub struct Kernels {
     /// The kind of adapter the choices above were made for, and why.
     pub class: AdapterClass,
     pub class_from: &'static str,
+    /// Whether naga's runtime checks wrap the kernels, and why.
+    pub checks: ShaderChecks,
+    pub checks_from: &'static str,
 }
 
 /// The kind of adapter every per-adapter choice is made for: a GPU (many lanes per matvec
@@ -711,6 +715,8 @@ impl Kernels {
             attention: AttnChoice { share_group: true, splits: Some(1) },
             class: AdapterClass::Gpu,
             class_from: "the defaults",
+            checks: ShaderChecks::On,
+            checks_from: "the defaults",
         }
     }
 
@@ -723,7 +729,10 @@ impl Kernels {
     pub fn for_adapter(info: &wgpu::AdapterInfo, limits: &wgpu::Limits, features: wgpu::Features) -> Result<Self> {
         let (class, why) = AdapterClass::of(info)?;
         let matvec = MatvecShape::default_for(class);
+        let (checks, checks_from) = ShaderChecks::for_adapter(info)?;
         Ok(Kernels {
+            checks,
+            checks_from,
             class,
             class_from: why,
             matvec,
@@ -741,7 +750,7 @@ impl Kernels {
     /// The configuration in use and where it came from, for people.
     pub fn describe(&self) -> String {
         format!(
-            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {}; attention: {}; reads back {:?}; sequences batched {:?}",
+            "{} class (from {}): matvec threads/lanes per row/rows per lane group {}{}, added up by {:?}, X from {:?}; matmul X {}; attention: {}; reads back {:?}; sequences batched {:?}; naga's runtime checks {:?} (from {})",
             self.class.name(),
             self.class_from,
             self.matvec,
@@ -754,7 +763,9 @@ impl Kernels {
             },
             self.attention.describe(),
             self.readback,
-            self.batching
+            self.batching,
+            self.checks,
+            self.checks_from
         )
     }
 
@@ -777,10 +788,7 @@ impl Kernels {
                 _ => Vec::new(),
             };
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&k.name()),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
+            let module = self.checks.module(device, &k.name(), src);
             let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&k.name()),
                 layout: None,

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod buffers;
 pub mod builder;
 pub mod capture;
+pub mod checks;
 pub mod context;
 pub mod executor;
 pub mod kernels;
