@@ -2,7 +2,7 @@
 //! access, a counter in every loop (`force_loop_bounding`), a guard on every integer
 //! division. They exist for untrusted WGSL; ours comes from `shaders/` and every kernel
 //! is checked against its CPU twin (gpu_kernels) with them on and off. On lavapipe they cost
-//! decoding 8–23% (SmolLM2 14.6 → 16.7, Gemma-3 6.1 → 7.5 tokens/s, README), because there
+//! decoding 8–22% (SmolLM2 16.4 → 17.8, Gemma-3 6.7 → 8.2 tokens/s, README), because there
 //! every clamp and counter is SIMD arithmetic beside the few instructions a weight takes.
 //!
 //! They are left off only on Vulkan, where the device is created with
