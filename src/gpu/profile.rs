@@ -218,7 +218,8 @@ impl Hooks for ProfileStep<'_> {
 /// GB/s of the plain f32 copy kernel over `n` floats (median of a few timed runs after a
 /// warm-up): the adapter's practical streaming ceiling.
 pub fn stream_rate(ctx: &GpuContext, n: usize) -> Result<f64> {
-    let mut kernels = Kernels::new(&ctx.limits);
+    // The same naga checks as the kernels it rates, so the ceiling is comparable.
+    let mut kernels = Kernels::for_device(ctx)?;
     let pipeline = kernels.get(&ctx.device, Kernel::Stream)?.clone();
     let x = super::buffers::f32_buffer(ctx, "stream x", n);
     let y = super::buffers::f32_buffer(ctx, "stream y", n);
