@@ -26,3 +26,53 @@ fn scale_min_k4v(h: vec4<u32>, j: u32) -> vec2<f32> {
     let m = (k4_byte(h, j + 4u) >> 4u) | ((k4_byte(h, j) >> 6u) << 4u);
     return vec2<f32>(f32(sc), f32(m));
 }
+
+// A K-quant decoder's running sums over some weights: Σ q·x (s) and, where the kernel does
+// not cache Σ x (XSUM_CACHED false), Σ x (x) of the same weights.
+struct Nib4 {
+    s: acc_t,
+    x: acc_t,
+}
+
+// a + the four bytes of m (each a value 0..255) times x[xi..xi+4): one chain of
+// multiply-adds (see q4_1.wgsl's nibbles_dot), and Σ x where it is not cached.
+fn nib4(m: u32, xi: u32, a: Nib4) -> Nib4 {
+    let x0 = xval(xi);
+    let x1 = xval(xi + 1u);
+    let x2 = xval(xi + 2u);
+    let x3 = xval(xi + 3u);
+    var s = acc_fma(f32(m & 0xFFu), x0, a.s);
+    s = acc_fma(f32((m >> 8u) & 0xFFu), x1, s);
+    s = acc_fma(f32((m >> 16u) & 0xFFu), x2, s);
+    s = acc_fma(f32(m >> 24u), x3, s);
+    var sx = a.x;
+    if (!XSUM_CACHED) {
+        sx += (x0 + x1) + (x2 + x3);
+    }
+    return Nib4(s, sx);
+}
+
+// s + Σ nibble · x over word q of a block's quants: its bytes' low nibbles are the weights
+// at x indices xi..xi+3, their high nibbles those at xi+16..xi+19. One chain of
+// multiply-adds, not a tree: on the prompt matmul (eight tokens a product) a tree's
+// products all lived at once and lavapipe spilled them to the stack.
+fn nibbles_dot(q: u32, xi: u32, s0: acc_t) -> acc_t {
+    let lo = q & 0x0F0F0F0Fu;
+    let hi = (q >> 4u) & 0x0F0F0F0Fu;
+    var s = acc_fma(f32(lo & 0xFFu), xval(xi), s0);
+    s = acc_fma(f32(hi & 0xFFu), xval(xi + 16u), s);
+    s = acc_fma(f32((lo >> 8u) & 0xFFu), xval(xi + 1u), s);
+    s = acc_fma(f32((hi >> 8u) & 0xFFu), xval(xi + 17u), s);
+    s = acc_fma(f32((lo >> 16u) & 0xFFu), xval(xi + 2u), s);
+    s = acc_fma(f32((hi >> 16u) & 0xFFu), xval(xi + 18u), s);
+    s = acc_fma(f32(lo >> 24u), xval(xi + 3u), s);
+    return acc_fma(f32(hi >> 24u), xval(xi + 19u), s);
+}
+
+// s + Σ q · x over the four signed bytes q of word w at x indices xi..xi+3 (Q8_0).
+fn bytes_dot(w: u32, xi: u32, s0: acc_t) -> acc_t {
+    var s = acc_fma(f32(sext8(w)), xval(xi), s0);
+    s = acc_fma(f32(sext8(w >> 8u)), xval(xi + 1u), s);
+    s = acc_fma(f32(sext8(w >> 16u)), xval(xi + 2u), s);
+    return acc_fma(f32(bitcast<i32>(w) >> 24u), xval(xi + 3u), s);
+}

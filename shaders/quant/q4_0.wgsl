@@ -15,16 +15,13 @@ fn block_get(b: u32, j: u32) -> f32 {
 fn block_dot(b: u32, xi: u32) -> acc_t {
     let k = b / BLOCK_BYTES;
     // All 16 bytes of quants in one load where the kernel reads wide (WV, see common.wgsl).
+    // No loops (see q4_1.wgsl's block_dot); Σ (q - 8) · x as Σ q · x - 8 Σ x, whose Σ x
+    // the kernels that cache x make once for all of a thread's rows (x32_sum).
     let w0 = body_at(k) >> 2u;
     let qv = Wv[body_at(k) >> 4u];
-    var s = acc_zero();
-    for (var i = 0u; i < 4u; i++) {
-        let q = select(W[w0 + i], word_of(qv, i), WV);
-        for (var n = 0u; n < 4u; n++) {
-            let byte = (q >> (8u * n)) & 0xFFu;
-            let j = 4u * i + n;
-            s += (f32(byte & 15u) - 8.0) * xval(xi + j) + (f32(byte >> 4u) - 8.0) * xval(xi + j + 16u);
-        }
-    }
-    return load_f16(scale_at(k)) * s;
+    var s = nibbles_dot(select(W[w0], word_of(qv, 0u), WV), xi, acc_zero());
+    s = nibbles_dot(select(W[w0 + 1u], word_of(qv, 1u), WV), xi + 4u, s);
+    s = nibbles_dot(select(W[w0 + 2u], word_of(qv, 2u), WV), xi + 8u, s);
+    s = nibbles_dot(select(W[w0 + 3u], word_of(qv, 3u), WV), xi + 12u, s);
+    return load_f16(scale_at(k)) * (s - 8.0 * x32_sum(xi));
 }

@@ -32,20 +32,3 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
     let dm = unpack2x16float(W[scale_at(k) >> 2u]);
     return dm.x * s + dm.y * sx;
 }
-
-// s + Σ nibble · x over word q of a block's quants: its bytes' low nibbles are the weights
-// at x indices xi..xi+3, their high nibbles those at xi+16..xi+19. One chain of
-// multiply-adds, not a tree: on the prompt matmul (eight tokens a product) a tree's
-// products all lived at once and lavapipe spilled them to the stack.
-fn nibbles_dot(q: u32, xi: u32, s0: acc_t) -> acc_t {
-    let lo = q & 0x0F0F0F0Fu;
-    let hi = (q >> 4u) & 0x0F0F0F0Fu;
-    var s = acc_fma(f32(lo & 0xFFu), xval(xi), s0);
-    s = acc_fma(f32(hi & 0xFFu), xval(xi + 16u), s);
-    s = acc_fma(f32((lo >> 8u) & 0xFFu), xval(xi + 1u), s);
-    s = acc_fma(f32((hi >> 8u) & 0xFFu), xval(xi + 17u), s);
-    s = acc_fma(f32((lo >> 16u) & 0xFFu), xval(xi + 2u), s);
-    s = acc_fma(f32((hi >> 16u) & 0xFFu), xval(xi + 18u), s);
-    s = acc_fma(f32(lo >> 24u), xval(xi + 3u), s);
-    return acc_fma(f32(hi >> 24u), xval(xi + 19u), s);
-}

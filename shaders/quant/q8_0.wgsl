@@ -16,11 +16,14 @@ fn block_dot(b: u32, xi: u32) -> acc_t {
     let w0 = body_at(k) >> 2u;
     let qa = Wv[body_at(k) >> 4u];
     let qb = Wv[(body_at(k) >> 4u) + 1u];
-    var s = acc_zero();
-    for (var i = 0u; i < 8u; i++) {
-        let q = vec4<f32>(unpack4xI8(select(W[w0 + i], word_of(select(qa, qb, i >= 4u), i & 3u), WV)));
-        let x = xi + 4u * i;
-        s += q.x * xval(x) + q.y * xval(x + 1u) + q.z * xval(x + 2u) + q.w * xval(x + 3u);
-    }
+    // No loops (see q4_1.wgsl's block_dot).
+    var s = bytes_dot(select(W[w0], qa.x, WV), xi, acc_zero());
+    s = bytes_dot(select(W[w0 + 1u], qa.y, WV), xi + 4u, s);
+    s = bytes_dot(select(W[w0 + 2u], qa.z, WV), xi + 8u, s);
+    s = bytes_dot(select(W[w0 + 3u], qa.w, WV), xi + 12u, s);
+    s = bytes_dot(select(W[w0 + 4u], qb.x, WV), xi + 16u, s);
+    s = bytes_dot(select(W[w0 + 5u], qb.y, WV), xi + 20u, s);
+    s = bytes_dot(select(W[w0 + 6u], qb.z, WV), xi + 24u, s);
+    s = bytes_dot(select(W[w0 + 7u], qb.w, WV), xi + 28u, s);
     return load_f16(scale_at(k)) * s;
 }
