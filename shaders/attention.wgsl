@@ -33,8 +33,9 @@ struct Step {
 }
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;        // [tokens, n_head, head_dim]
-@group(0) @binding(1) var<storage, read> Kc: array<u32>;       // [n_seq * n_ctx, n_head_kv * head_dim] f32 or f16 pairs
-@group(0) @binding(2) var<storage, read> Vc: array<u32>;       // [n_seq * n_ctx, n_head_kv * head_dim_v] f32 or f16 pairs
+// Read-write for main_rope, which appends to the cache.
+@group(0) @binding(1) var<storage, read_write> Kc: array<u32>; // [n_seq * n_ctx, n_head_kv * head_dim] f32 or f16 pairs
+@group(0) @binding(2) var<storage, read_write> Vc: array<u32>; // [n_seq * n_ctx, n_head_kv * head_dim_v] f32 or f16 pairs
 
 const WG: u32 = 64u;
 
@@ -121,12 +122,12 @@ fn job_of(wid: vec3<u32>, nwg: vec3<u32>) -> Job {
 }
 
 // Scores of position p for every head into the tile (NEG past the stretch).
-fn score_tile(j: Job, p: u32, lid: u32) {
+fn score_tile(j: Job, p: u32, end: u32, lid: u32) {
     var s: array<f32, HMAX>;
     for (var g = 0u; g < HEADS; g++) {
         s[g] = 0.0;
     }
-    if (p < j.p1) {
+    if (p < end) {
         let kb = (j.base + p) * P.k_stride + j.kvh * P.head_dim;
         for (var i = 0u; i < P.head_dim; i++) {
             let kv = key(kb + i);
@@ -136,7 +137,7 @@ fn score_tile(j: Job, p: u32, lid: u32) {
         }
     }
     for (var g = 0u; g < HEADS; g++) {
-        sc[g * T + lid] = select(NEG, cap_score(s[g] * P.scale), p < j.p1);
+        sc[g * T + lid] = select(NEG, cap_score(s[g] * P.scale), p < end);
     }
 }
 
@@ -157,31 +158,22 @@ fn softmax_tile(g: u32) {
     mw[g] = mx;
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let j = job_of(wid, nwg);
-    for (var e = lid; e < HEADS * P.head_dim; e += WG) {
-        qs[e] = Q[(j.k * j.n_head + j.h0) * P.head_dim + e];
-    }
-    if (lid < HEADS) {
-        mw[lid] = NEG;
-        lw[lid] = 0.0;
-    }
+// Every position from j.p0 up to (not including) `end` into the running max and sum and
+// this thread's partial output. The caller has the queries in qs and mw/lw initialised.
+fn attend(j: Job, end: u32, lid: u32) -> array<f32, HMAX> {
     var acc: array<f32, HMAX>;  // [RV, HEADS] this thread's dims of every head
     for (var a = 0u; a < HEADS * RV; a++) {
         acc[a] = 0.0;
     }
-    workgroupBarrier();
     let v0 = j.kvh * P.head_dim_v;
-    for (var t0 = j.p0; t0 < j.p1; t0 += T) {
-        score_tile(j, t0 + lid, lid);
+    for (var t0 = j.p0; t0 < end; t0 += T) {
+        score_tile(j, t0 + lid, end, lid);
         workgroupBarrier();
         if (lid < HEADS) {
             softmax_tile(lid);
         }
         workgroupBarrier();
-        let count = min(T, j.p1 - t0);
+        let count = min(T, end - t0);
         for (var r = 0u; r < RV; r++) {
             let i = min(lid + r * WG, P.head_dim_v - 1u);
             for (var g = 0u; g < HEADS; g++) {
@@ -196,6 +188,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
         workgroupBarrier();
     }
+    return acc;
+}
+
+// The output of each head (one split), or the split's partial, max and sum.
+fn finish(j: Job, acc: array<f32, HMAX>, lid: u32) {
     let hdv = P.head_dim_v;
     for (var r = 0u; r < RV; r++) {
         let i = lid + r * WG;
@@ -216,6 +213,228 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
+}
+
+fn init_softmax(lid: u32) {
+    if (lid < HEADS) {
+        mw[lid] = NEG;
+        lw[lid] = 0.0;
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let j = job_of(wid, nwg);
+    for (var e = lid; e < HEADS * P.head_dim; e += WG) {
+        qs[e] = Q[(j.k * j.n_head + j.h0) * P.head_dim + e];
+    }
+    init_softmax(lid);
+    workgroupBarrier();
+    finish(j, attend(j, j.p1, lid), lid);
+}
+
+// ---- Decoding one token with its RoPE (and Qwen 3 / Gemma 3's q and k norms) fused in ----
+// One dispatch where a decoding layer had a rope dispatch (and two norms) before attention:
+// on lavapipe each dispatch costs about as much as the work of a small kernel. Each
+// workgroup normalises and rotates its own query heads and its KV head's new key in
+// workgroup memory and attends to the new position from there, so no workgroup reads a
+// cache row another one writes in the same dispatch; the one workgroup whose split holds
+// the new position and whose heads come first in their KV group appends the key and value
+// to the cache. The rotated queries and keys go to Qr and Kr (what `compare` captures as
+// q and k), each head by one workgroup; no workgroup reads them, nor writes Q or Kn, which
+// several may read.
+// CPU twins: ops::rms_norm, ops::rope_with, ops::kv_store, ops::attention_head.
+
+struct RopeFuse {
+    n_rot: u32,    // leading dims of each head that rotate
+    neox: u32,     // 0: pairs (2i, 2i+1); 1: pairs (i, i + n_rot/2)
+    qk_norm: u32,  // 1: RMS-normalise every query and key head first (weights QN, KN)
+    eps: f32,
+}
+
+@group(0) @binding(7) var<storage, read> Kn: array<f32>;         // [n_head_kv, head_dim] the token's keys
+@group(0) @binding(8) var<storage, read> Vn: array<f32>;         // [n_head_kv, head_dim_v] its values
+@group(0) @binding(9) var<storage, read> Rt: array<vec2<f32>>;   // [n_ctx, n_rot/2] (cos, sin)
+@group(0) @binding(10) var<uniform> RP: RopeFuse;
+@group(0) @binding(11) var<storage, read> QN: array<f32>;        // [head_dim] query norm weights (unread without qk_norm)
+@group(0) @binding(12) var<storage, read> KN: array<f32>;        // [head_dim] key norm weights
+@group(0) @binding(13) var<storage, read_write> Qr: array<f32>;  // [n_head, head_dim] the queries rotated
+@group(0) @binding(14) var<storage, read_write> Kr: array<f32>;  // [n_head_kv, head_dim] the keys rotated
+
+// The widest head this path takes (the host falls back to rope + attention beyond it).
+const NEW_MAX: u32 = 512u;
+var<workgroup> kn: array<f32, NEW_MAX>;   // [head_dim] the new key of the workgroup's KV head
+var<workgroup> vn: array<f32, NEW_MAX>;   // [head_dim_v] its value
+var<workgroup> rn: array<f32, 17>;        // [HEADS + 1] 1/rms of each query head, then the key's
+
+// Element e of head g of the workgroup: a query head below HEADS, the key at HEADS.
+fn head_get(g: u32, e: u32) -> f32 {
+    if (g < HEADS) {
+        return qs[g * P.head_dim + e];
+    }
+    return kn[e];
+}
+
+fn head_set(g: u32, e: u32, v: f32) {
+    if (g < HEADS) {
+        qs[g * P.head_dim + e] = v;
+    } else {
+        kn[e] = v;
+    }
+}
+
+fn qk_norm(lid: u32) {
+    let hd = P.head_dim;
+    if (lid <= HEADS) {
+        var ss = 0.0;
+        for (var e = 0u; e < hd; e++) {
+            let x = head_get(lid, e);
+            ss += x * x;
+        }
+        rn[lid] = 1.0 / sqrt(ss / f32(hd) + RP.eps);
+    }
+    workgroupBarrier();
+    for (var t = lid; t < (HEADS + 1u) * hd; t += WG) {
+        let g = t / hd;
+        let e = t % hd;
+        var w = KN[e];
+        if (g < HEADS) {
+            w = QN[e];
+        }
+        head_set(g, e, head_get(g, e) * rn[g] * w);
+    }
+    workgroupBarrier();
+}
+
+fn rotate_heads(pos: u32, lid: u32) {
+    let half = RP.n_rot / 2u;
+    for (var t = lid; t < (HEADS + 1u) * half; t += WG) {
+        let g = t / half;
+        let i = t % half;
+        var a = 2u * i;
+        var b = a + 1u;
+        if (RP.neox == 1u) {
+            a = i;
+            b = i + half;
+        }
+        let cs = Rt[pos * half + i];
+        let x = vec2<f32>(head_get(g, a), head_get(g, b));
+        head_set(g, a, x.x * cs.x - x.y * cs.y);
+        head_set(g, b, x.x * cs.y + x.y * cs.x);
+    }
+    workgroupBarrier();
+}
+
+// The new key and value into the cache row of the token's position, in the cache's type.
+fn append(j: Job, row: u32, lid: u32) {
+    let hd = P.head_dim;
+    let hdv = P.head_dim_v;
+    let kb = row * P.k_stride + j.kvh * hd;
+    let vb = row * P.v_stride + j.kvh * hdv;
+    if (KV_F16) {
+        for (var w = lid; w < hd / 2u; w += WG) {
+            Kc[kb / 2u + w] = pack2x16float(vec2<f32>(kn[2u * w], kn[2u * w + 1u]));
+        }
+        for (var w = lid; w < hdv / 2u; w += WG) {
+            Vc[vb / 2u + w] = pack2x16float(vec2<f32>(vn[2u * w], vn[2u * w + 1u]));
+        }
+    } else {
+        for (var e = lid; e < hd; e += WG) {
+            Kc[kb + e] = bitcast<u32>(kn[e]);
+        }
+        for (var e = lid; e < hdv; e += WG) {
+            Vc[vb + e] = bitcast<u32>(vn[e]);
+        }
+    }
+}
+
+fn f16_round(x: f32) -> f32 {
+    return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;
+}
+
+// The queries and the new key and value in workgroup memory, normalised and rotated; the
+// cache appended and the rotated values written back by the workgroups that own them.
+fn prologue(j: Job, pos: u32, lid: u32) {
+    let hd = P.head_dim;
+    let hdv = P.head_dim_v;
+    let q0 = (j.k * j.n_head + j.h0) * hd;
+    for (var e = lid; e < HEADS * hd; e += WG) {
+        qs[e] = Q[q0 + e];
+    }
+    for (var e = lid; e < hd; e += WG) {
+        kn[e] = Kn[j.k * P.k_stride + j.kvh * hd + e];
+    }
+    for (var e = lid; e < hdv; e += WG) {
+        vn[e] = Vn[j.k * P.v_stride + j.kvh * hdv + e];
+    }
+    init_softmax(lid);
+    workgroupBarrier();
+    if (RP.qk_norm == 1u) {
+        qk_norm(lid);
+    }
+    rotate_heads(pos, lid);
+    if (pos >= j.p0 && pos < j.p1) {
+        for (var e = lid; e < HEADS * hd; e += WG) {
+            Qr[q0 + e] = qs[e];
+        }
+        if (j.h0 == j.kvh * P.group) {
+            for (var e = lid; e < hd; e += WG) {
+                Kr[j.k * P.k_stride + j.kvh * hd + e] = kn[e];
+            }
+            append(j, j.base + pos, lid);
+        }
+    }
+    // Attention reads the new key and value as the cache keeps them.
+    workgroupBarrier();
+    if (KV_F16) {
+        for (var e = lid; e < max(hd, hdv); e += WG) {
+            kn[e] = f16_round(kn[e]);
+            vn[e] = f16_round(vn[e]);
+        }
+    }
+    workgroupBarrier();
+}
+
+// The new position (from workgroup memory) into the running softmax and partial output.
+fn attend_new(acc0: array<f32, HMAX>, lid: u32) -> array<f32, HMAX> {
+    var acc = acc0;
+    if (lid < HEADS) {
+        var d = 0.0;
+        for (var i = 0u; i < P.head_dim; i++) {
+            d += qs[lid * P.head_dim + i] * kn[i];
+        }
+        let s = cap_score(d * P.scale);
+        let mx = max(mw[lid], s);
+        let e = exp(s - mx);
+        cw[lid] = exp(mw[lid] - mx);
+        lw[lid] = lw[lid] * cw[lid] + e;
+        mw[lid] = mx;
+        sc[lid * T] = e;
+    }
+    workgroupBarrier();
+    for (var r = 0u; r < RV; r++) {
+        let i = min(lid + r * WG, P.head_dim_v - 1u);
+        for (var g = 0u; g < HEADS; g++) {
+            acc[r * HEADS + g] = acc[r * HEADS + g] * cw[g] + sc[g * T] * vn[i];
+        }
+    }
+    return acc;
+}
+
+// One decoding token (S.rows[0]): the cached positions before it from the cache, its own
+// from workgroup memory.
+@compute @workgroup_size(64)
+fn main_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let j = job_of(wid, nwg);
+    let pos = S.rows[j.k].x;
+    prologue(j, pos, lid);
+    var acc = attend(j, min(j.p1, pos), lid);
+    if (pos >= j.p0 && pos < j.p1) {
+        acc = attend_new(acc, lid);
+    }
+    finish(j, acc, lid);
 }
 
 // The splits' partials of one head (wid.x) of one token (wid.y), rescaled to their common

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use lanterna::cpu::ops;
 use lanterna::gpu::buffers::{f32_buffer, f32_buffer_init, read_f32, x_buffer, GpuTensor};
-use lanterna::gpu::builder::{run_once, Batch, Builder, FusedNorm, RopeIo, Then};
+use lanterna::gpu::builder::{run_once, Batch, Builder, FusedNorm, RopeFuseIo, RopeIo, Then};
 use lanterna::gpu::checks::ShaderChecks;
 use lanterna::gpu::kernels::{
     uniform, AdapterClass, Finish, Groups, Kernel, Kernels, MatmulX, MatvecShape, MatvecX, Reduce, XNorm,
@@ -517,6 +517,130 @@ fn attention_every_split_and_grouping() {
         }
     }
     println!("{runs} attention configurations within NMSE {F32_NMSE:e}");
+}
+
+/// One decoding token's q and k as the CPU twins make them before attention: each head
+/// RMS-normalised (where `norms` are given), then rotated at `pos`.
+struct RopeCase<'a> {
+    n_rot: usize,
+    pos: usize,
+    freq: &'a [f32],
+    style: RopeStyle,
+    norms: Option<(&'a [f32], &'a [f32])>,
+}
+
+const ROPE_EPS: f32 = 1e-6;
+
+fn rope_want(c: &AttnCase, rc: &RopeCase, q: &[f32], k: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (mut q, mut k) = (q.to_vec(), k.to_vec());
+    if let Some((qn, kn)) = rc.norms {
+        q.chunks_mut(c.hd).for_each(|h| ops::rms_norm(h, qn, ROPE_EPS));
+        k.chunks_mut(c.hd).for_each(|h| ops::rms_norm(h, kn, ROPE_EPS));
+    }
+    for x in [&mut q, &mut k] {
+        ops::rope(x, c.hd, rc.n_rot, rc.pos, 10000.0, 0.5, Some(rc.freq), rc.style);
+    }
+    (q, k)
+}
+
+/// Decoding's attention with its RoPE, q/k norms and cache append fused in
+/// (`attention_rope`) against the CPU twins run one after the other (norms, RoPE, the
+/// append, attention): both RoPE styles with partial rotation, with and without norms, f32
+/// and f16 caches, a query head or a KV group per workgroup, the positions split 1, 3 or 32
+/// ways (with 32, splits before the new position's are empty), with and without a window.
+/// The rotated q and k go to their own buffers, the cache gets row `pos` and no other, and
+/// q and k are left as they were.
+#[test]
+fn attention_with_rope_norms_and_append_fused() {
+    use lanterna::gpu::builder::AttnIo;
+    use lanterna::gpu::kernels::AttnChoice;
+    let Some(mut r) = rig() else { return };
+    let c = AttnCase { n_head: 6, n_head_kv: 2, hd: 72, hdv: 130, n_ctx: 90 };
+    let (ks, vs, n_rot, pos) = (c.n_head_kv * c.hd, c.n_head_kv * c.hdv, 50usize, 83usize);
+    let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
+    let table: Vec<f32> = (0..c.n_ctx)
+        .flat_map(|p| ops::rope_cos_sin(n_rot, p, 10000.0, 0.5, Some(&freq), 1.0))
+        .flat_map(|(c, s)| [c, s])
+        .collect();
+    let tb = f32_buffer_init(&r.ctx, "table", &table);
+    let (q, k_new, v_new) = (rand_f32(c.n_head * c.hd, 41), rand_f32(ks, 42), rand_f32(vs, 43));
+    let (qn, kn): (Vec<f32>, Vec<f32>) =
+        (rand_f32(c.hd, 44).iter().map(|v| 1.0 + v).collect(), rand_f32(c.hd, 45).iter().map(|v| 1.0 + v).collect());
+    let (qnb, knb) = (f32_buffer_init(&r.ctx, "q norm", &qn), f32_buffer_init(&r.ctx, "k norm", &kn));
+    let mut runs = 0;
+    for (style, norms, kv) in [RopeStyle::Norm, RopeStyle::Neox]
+        .into_iter()
+        .flat_map(|s| [false, true].map(|n| (s, n)))
+        .flat_map(|(s, n)| [KvType::F32, KvType::F16].map(|kv| (s, n, kv)))
+    {
+        let rc = RopeCase { n_rot, pos, freq: &freq, style, norms: norms.then_some((&qn[..], &kn[..])) };
+        let (want_q, want_k) = rope_want(&c, &rc, &q, &k_new);
+        // Positions before `pos` cached as the type keeps them, zeros after; then row pos.
+        let mut k_all: Vec<f32> = rand_f32(pos * ks, 46).iter().map(|v| kv.round(v * 3.0)).collect();
+        let mut v_all: Vec<f32> = rand_f32(pos * vs, 47).iter().map(|&v| kv.round(v)).collect();
+        let (k_old, v_old) = (cache_words(&pad(&k_all, c.n_ctx * ks), kv), cache_words(&pad(&v_all, c.n_ctx * vs), kv));
+        ops::kv_store(&mut k_all, &want_k, kv);
+        ops::kv_store(&mut v_all, &v_new, kv);
+        for (share_group, splits) in [(false, 1), (true, 1), (true, 3), (true, 32)] {
+            r.kernels.attention = AttnChoice { share_group, splits: Some(splits) };
+            for window in [0usize, 10] {
+                let want = attention_want(&c, &want_q, &k_all, &v_all, pos + 1, 1, window, None);
+                let bufs = [&q, &k_new, &v_new, &k_old, &v_old].map(|d| f32_buffer_init(&r.ctx, "input", d));
+                let [qb, kb, vb, kc, vc] = &bufs;
+                let (rq, rk) = (f32_buffer(&r.ctx, "rotated q", q.len()), f32_buffer(&r.ctx, "rotated k", ks));
+                let partials = f32_buffer(&r.ctx, "partials", c.n_head * 32 * (c.hdv + 2));
+                let ob = f32_buffer(&r.ctx, "out", c.n_head * c.hdv);
+                let p = AttnParams {
+                    group: (c.n_head / c.n_head_kv) as u32,
+                    head_dim: c.hd as u32,
+                    head_dim_v: c.hdv as u32,
+                    k_stride: ks as u32,
+                    v_stride: vs as u32,
+                    splits: 0,
+                    window: window as u32,
+                    scale: 1.0 / (c.hd as f32).sqrt(),
+                    softcap: 0.0,
+                    _pad: [0; 3],
+                };
+                let n_head = c.n_head as u32;
+                let io = AttnIo { q: qb, k_cache: kc, v_cache: vc, partials: &partials, out: &ob, n_head, kv };
+                let norms = norms.then_some((&qnb, &knb));
+                let (rotated, n_rot) = ((&rq, &rk), n_rot as u32);
+                let rope = RopeFuseIo { k: kb, v: vb, table: &tb, norms, rotated, n_rot, style, eps: ROPE_EPS };
+                let mut ds = r.builder().attention_rope("attention", io, rope, p).unwrap();
+                for d in ds.iter_mut() {
+                    let (gx, gy, gz) = d.groups.at(1);
+                    d.groups = Groups::Fixed(gx, gy, gz);
+                }
+                run_once(&r.ctx, &r.step, Step::run(0, pos, 1, 0), &ds).unwrap();
+                let got = |b: &wgpu::Buffer, n: usize| read_f32(&r.ctx, b, n).unwrap();
+                let words = |width: usize| c.n_ctx * width * kv.bytes() / 4;
+                let errs = [
+                    nmse(&got(&ob, want.len()), &want),
+                    nmse(&got(&rq, q.len()), &want_q),
+                    nmse(&got(&rk, ks), &want_k),
+                    nmse(&cache_values(&got(kc, words(ks)), kv), &pad(&k_all, c.n_ctx * ks)),
+                    nmse(&cache_values(&got(vc, words(vs)), kv), &pad(&v_all, c.n_ctx * vs)),
+                    nmse(&got(qb, q.len()), &q) + nmse(&got(kb, ks), &k_new),
+                ];
+                let name = ds[0].kernel.name();
+                assert!(
+                    errs.iter().all(|&e| e < F32_NMSE),
+                    "{name} {style:?} norms {norms:?} splits {splits} window {window}: NMSE out, rotated q, k, k cache, v cache, q + k after {errs:?}",
+                    norms = norms.is_some()
+                );
+                runs += 1;
+            }
+        }
+    }
+    println!("{runs} fused RoPE + attention configurations within NMSE {F32_NMSE:e}");
+}
+
+/// `v` with zeros appended up to `n` values.
+fn pad(v: &[f32], n: usize) -> Vec<f32> {
+    let mut out = v.to_vec();
+    out.resize(n, 0.0);
+    out
 }
 
 /// The matvecs that finish with a fused op, against the CPU twins run one after the other:

@@ -6,10 +6,10 @@ use super::buffers::GpuTensor;
 use super::context::GpuContext;
 use super::kernels::{
     bind, uniform, AttnChoice, Dispatch, Finish, Groups, Kernel, Kernels, MatmulX, MatvecX, Traffic, XNorm,
-    UNIFORM_X_BYTES, WG,
+    ATTN_NEW_MAX, UNIFORM_X_BYTES, WG,
 };
 use super::params::*;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Activation, KvType, RopeStyle};
 use crate::quant::GgmlType;
 
@@ -79,6 +79,25 @@ pub struct AttnIo<'a> {
     pub out: &'a wgpu::Buffer,
     pub n_head: u32,
     pub kv: KvType,
+}
+
+/// What `attention_rope` fuses in: one decoding token's keys and values (appended to the
+/// cache by the attention dispatch), its RoPE and Qwen 3 / Gemma 3's q and k norms.
+pub struct RopeFuseIo<'a> {
+    /// [n_head_kv, head_dim]
+    pub k: &'a wgpu::Buffer,
+    /// [n_head_kv, head_dim_v]
+    pub v: &'a wgpu::Buffer,
+    /// [n_ctx, n_rot / 2] (cos, sin) of the layer's RoPE.
+    pub table: &'a wgpu::Buffer,
+    /// [head_dim] the query and key norm weights, where the model has them.
+    pub norms: Option<(&'a wgpu::Buffer, &'a wgpu::Buffer)>,
+    /// [n_head, head_dim] and [n_head_kv, head_dim]: the queries and keys as rotated (what
+    /// `compare` captures; the attention reads q and k themselves, which it leaves alone).
+    pub rotated: (&'a wgpu::Buffer, &'a wgpu::Buffer),
+    pub n_rot: u32,
+    pub style: RopeStyle,
+    pub eps: f32,
 }
 
 /// The buffers of `rope_store`: what rotates and what is appended where.
@@ -587,7 +606,44 @@ impl Builder<'_> {
     /// out = attention of q over the cache for the Step's `n_pos` positions: one dispatch,
     /// and a reduce pass where a decoding step splits the positions (`AttnChoice`).
     /// `p.splits` is set here.
-    pub fn attention(&mut self, label: &str, io: AttnIo<'_>, mut p: AttnParams) -> Result<Vec<Dispatch>> {
+    pub fn attention(&mut self, label: &str, io: AttnIo<'_>, p: AttnParams) -> Result<Vec<Dispatch>> {
+        self.attention_with(label, io, None, p)
+    }
+
+    /// Whether `attention_rope` takes a model of these head widths: workgroup memory holds
+    /// one head's key and value (NEW_MAX in attention.wgsl), f16 pairs never straddle heads,
+    /// and the adapter binds the kernel's 12 storage buffers.
+    /// `LANTERNA_ROPE=apart` keeps the separate dispatches (for A/B runs and their tests).
+    pub fn fuses_rope(&self, head_dim: u32, head_dim_v: u32, kv: KvType) -> bool {
+        let even = kv == KvType::F32 || (head_dim.is_multiple_of(2) && head_dim_v.is_multiple_of(2));
+        let wanted = std::env::var("LANTERNA_ROPE").as_deref() != Ok("apart");
+        let bindable = self.ctx.limits.max_storage_buffers_per_shader_stage >= 12;
+        let fits = head_dim <= ATTN_NEW_MAX && head_dim_v <= ATTN_NEW_MAX;
+        wanted && bindable && self.batch.is_none() && fits && even
+    }
+
+    /// Attention of one decoding token with its RoPE, q/k norms and cache append fused in:
+    /// what `rope_store` (and two norms) then `attention` do, in one dispatch.
+    pub fn attention_rope(
+        &mut self,
+        label: &str,
+        io: AttnIo<'_>,
+        rope: RopeFuseIo<'_>,
+        p: AttnParams,
+    ) -> Result<Vec<Dispatch>> {
+        if !self.fuses_rope(p.head_dim, p.head_dim_v, io.kv) {
+            return Err(Error::Gpu(format!("{label}: RoPE cannot be fused into this attention")));
+        }
+        self.attention_with(label, io, Some(rope), p)
+    }
+
+    fn attention_with(
+        &mut self,
+        label: &str,
+        io: AttnIo<'_>,
+        rope: Option<RopeFuseIo<'_>>,
+        mut p: AttnParams,
+    ) -> Result<Vec<Dispatch>> {
         let rv = p.head_dim_v.div_ceil(WG);
         AttnChoice::check(p.head_dim, rv)?;
         let choice = self.kernels.attention;
@@ -595,7 +651,6 @@ impl Builder<'_> {
         let blocks = io.n_head / heads;
         p.splits = if self.batch.is_some() { 1 } else { choice.splits(blocks) };
         let pb = uniform(self.ctx, label, &p);
-        let step = self.step;
         // Per position: each workgroup's KV head's key and value, once for its heads.
         let kv_bytes = io.kv.bytes() as u64;
         let traffic = Traffic {
@@ -605,8 +660,20 @@ impl Builder<'_> {
         };
         let groups = Groups::PerToken { x: blocks * p.splits, per: 1 };
         let out = (io.out, io.n_head * p.head_dim_v);
-        let bufs = [(0, io.q), (1, io.k_cache), (2, io.v_cache), (3, io.partials), (4, io.out), (5, &pb), (6, step)];
-        let main = self.dispatch(Kernel::Attention(io.kv, heads, rv), label, &bufs, groups, traffic, out)?;
+        let mut bufs = vec![(0, io.q), (1, io.k_cache), (2, io.v_cache), (3, io.partials), (4, io.out), (5, &pb)];
+        bufs.push((6, self.step));
+        let fused = rope.is_some();
+        let rp;
+        if let Some(r) = &rope {
+            let neox = (r.style == RopeStyle::Neox) as u32;
+            let params = RopeFuseParams { n_rot: r.n_rot, neox, qk_norm: r.norms.is_some() as u32, eps: r.eps };
+            rp = uniform(self.ctx, label, &params);
+            // Without norms their bindings hold the table, which the kernel never reads as such.
+            let (qn, kn) = r.norms.unwrap_or((r.table, r.table));
+            bufs.extend([(7, r.k), (8, r.v), (9, r.table), (10, &rp), (11, qn), (12, kn)]);
+            bufs.extend([(13, r.rotated.0), (14, r.rotated.1)]);
+        }
+        let main = self.dispatch(Kernel::Attention(io.kv, heads, rv, fused), label, &bufs, groups, traffic, out)?;
         if p.splits == 1 {
             return Ok(vec![main]);
         }

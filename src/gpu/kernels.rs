@@ -69,8 +69,9 @@ pub enum Kernel {
     /// RoPE of q and k, and the append of k and v to the cache of that type.
     Rope(KvType),
     /// Flash-decoding attention over a cache of that type, with (query heads per
-    /// workgroup, value dims per thread and head) as its override constants.
-    Attention(KvType, u32, u32),
+    /// workgroup, value dims per thread and head) as its override constants; with `true`,
+    /// one decoding token's RoPE, q/k norms and cache append fused in (`main_rope`).
+    Attention(KvType, u32, u32, bool),
     /// The combination of attention's splits.
     AttentionReduce,
     Glu,
@@ -176,6 +177,8 @@ pub const ATTN_MAX_SPLITS: usize = 32;
 /// accumulators per thread.
 const ATTN_QMAX: u32 = 1024;
 const ATTN_HMAX: u32 = 16;
+/// The widest head attention's fused RoPE path holds in workgroup memory (NEW_MAX).
+pub const ATTN_NEW_MAX: u32 = 512;
 /// Workgroups an automatic split aims at: a few per compute unit of a large GPU.
 const ATTN_TARGET_GROUPS: u32 = 128;
 
@@ -439,7 +442,8 @@ impl Kernel {
             Kernel::RmsNormInplace => "rms_norm_inplace".into(),
             Kernel::RmsNormAdd => "rms_norm_add".into(),
             Kernel::Rope(kv) => format!("rope{}", kv_suffix(kv)),
-            Kernel::Attention(kv, heads, _) => format!("attention_h{heads}{}", kv_suffix(kv)),
+            Kernel::Attention(kv, heads, _, false) => format!("attention_h{heads}{}", kv_suffix(kv)),
+            Kernel::Attention(kv, heads, _, true) => format!("attention_rope_h{heads}{}", kv_suffix(kv)),
             Kernel::AttentionReduce => "attention_reduce".into(),
             Kernel::Glu => "glu".into(),
             Kernel::Add => "add".into(),
@@ -495,7 +499,8 @@ impl Kernel {
             }
             Kernel::RmsNormAdd => (format!("{REDUCE}\n{}", include_str!("../../shaders/rms_norm.wgsl")), "main_add"),
             Kernel::Rope(_) => (include_str!("../../shaders/rope.wgsl").into(), "main"),
-            Kernel::Attention(..) => (include_str!("../../shaders/attention.wgsl").into(), "main"),
+            Kernel::Attention(.., false) => (include_str!("../../shaders/attention.wgsl").into(), "main"),
+            Kernel::Attention(.., true) => (include_str!("../../shaders/attention.wgsl").into(), "main_rope"),
             Kernel::AttentionReduce => (include_str!("../../shaders/attention.wgsl").into(), "reduce"),
             Kernel::Glu => (format!("{ACT}\n{}", include_str!("../../shaders/glu.wgsl")), "main"),
             Kernel::Add => (include_str!("../../shaders/add.wgsl").into(), "main"),
@@ -782,7 +787,7 @@ impl Kernels {
                 Kernel::Matmul(_, MatmulX::Rows) => {
                     vec![("RW", MATMUL_ROWS_WG as f64), ("R", MATMUL_ROWS_PER_THREAD as f64)]
                 }
-                Kernel::Attention(kv, heads, rv) => {
+                Kernel::Attention(kv, heads, rv, _) => {
                     vec![("KV_F16", (kv == KvType::F16) as u32 as f64), ("HEADS", heads as f64), ("RV", rv as f64)]
                 }
                 _ => Vec::new(),

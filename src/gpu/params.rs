@@ -181,6 +181,19 @@ pub struct AttnParams {
 }
 const _: () = assert!(std::mem::size_of::<AttnParams>() == 48);
 
+/// attention.wgsl's `RopeFuse`: the RoPE and norms `main_rope` does before attending.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Debug)]
+pub struct RopeFuseParams {
+    pub n_rot: u32,
+    /// 1: pairs (i, i + n_rot/2); 0: pairs (2i, 2i + 1).
+    pub neox: u32,
+    /// 1: every query and key head is RMS-normalised first.
+    pub qk_norm: u32,
+    pub eps: f32,
+}
+const _: () = assert!(std::mem::size_of::<RopeFuseParams>() == 16);
+
 /// shaders/topk.wgsl
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Debug, Default)]

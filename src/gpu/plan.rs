@@ -68,7 +68,9 @@ pub fn activation_floats(c: &Config, tokens: usize) -> Vec<(&'static str, usize)
     let layer = layer.map(|(n, f)| (n, if tokens == 1 { x_buffer_floats(f) } else { f }));
     // Flash-decoding's per-split partial outputs (decoding only: a chunk never splits).
     let partials = if tokens == 1 { c.n_head * ATTN_MAX_SPLITS * (c.head_dim_v + 2) } else { 1 };
-    layer.chain([("partials", partials)]).collect()
+    // Decoding's queries and keys as the attention with the RoPE fused in rotates them.
+    let (rq, rk) = if tokens == 1 { (c.n_head * c.head_dim, c.n_head_kv * c.head_dim) } else { (1, 1) };
+    layer.chain([("partials", partials), ("rotated q", rq), ("rotated k", rk)]).collect()
 }
 
 /// The prompt chunk size for a context: 64, or less for a tiny context (a multiple of 8).

@@ -7,11 +7,12 @@
 //! and the gated activation into one (or the activation into the up projection where the
 //! two cannot share a dispatch), the residual add into an output projection. A norm is
 //! held too: the first projection of its output computes it (`XNorm::Rms`), and an
-//! in-place post-norm joins the residual add after it. Marks met meanwhile wait for the
-//! fused dispatch.
+//! in-place post-norm joins the residual add after it. A decoding layer's q/k norms and
+//! RoPE are held until attention, which does them (`Builder::attention_rope`). Marks met
+//! meanwhile wait for the fused dispatch.
 
 use super::buffers::GpuTensor;
-use super::builder::{AttnIo, Builder, FusedNorm, RopeIo, Then};
+use super::builder::{AttnIo, Builder, FusedNorm, RopeFuseIo, RopeIo, Then};
 use super::kernels::Dispatch;
 use super::params::AttnParams;
 use super::program::{Mark, Program, Segment};
@@ -37,7 +38,18 @@ pub struct Recorder<'a, 'b> {
     held: Vec<Held>,
     /// A decoding norm not recorded yet: the first matvec that reads its output does it.
     held_norm: Option<HeldNorm>,
+    /// A decoding layer's q and k norms (in place, per head), held for its attention.
+    held_qk: Vec<HeldNorm>,
+    /// A decoding layer's RoPE and cache append, held for its attention.
+    held_rope: Option<HeldRope>,
     held_marks: Vec<(&'static str, usize, Act)>,
+}
+
+/// The RoPE (and q/k norms) a decoding attention does first.
+struct HeldRope {
+    layer: usize,
+    plan: LayerPlan,
+    qk: Vec<HeldNorm>,
 }
 
 /// An RMS norm dst = rms_norm(src) · g held back for fusion.
@@ -67,7 +79,8 @@ impl<'a, 'b> Recorder<'a, 'b> {
     ) -> Self {
         let (program, pass) = (Program::default(), Vec::new());
         let (held, held_norm, held_marks) = (Vec::new(), None, Vec::new());
-        Recorder { b, c, bufs, acts, logits, n_ctx, program, pass, held, held_norm, held_marks }
+        let (held_qk, held_rope) = (Vec::new(), None);
+        Recorder { b, c, bufs, acts, logits, n_ctx, program, pass, held, held_norm, held_qk, held_rope, held_marks }
     }
 
     /// Copy the last token row of a chunk's residual stream into `dst` (before a decoding head).
@@ -88,6 +101,7 @@ impl<'a, 'b> Recorder<'a, 'b> {
     /// Record the held projections as they are (three as one q/k/v dispatch where they
     /// can be), then the marks that waited for them.
     fn flush(&mut self) -> Result<()> {
+        self.emit_held_rope()?;
         let held = std::mem::take(&mut self.held);
         if let [q, k, v] = held.as_slice() {
             let label = q.label.replace("attn_q", "attn_qkv");
@@ -136,6 +150,57 @@ impl<'a, 'b> Recorder<'a, 'b> {
         if fused {
             self.held_norm = None;
         }
+    }
+
+    /// RoPE of q and k and their append to the cache as a dispatch of its own.
+    fn rope_dispatch(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
+        let c = self.c;
+        let table = self.bufs.rope.for_layer(plan)?;
+        let (hd, nr) = (c.head_dim as u32, c.n_rot as u32);
+        let (q, k) = (self.buf(Act::Q)?, self.buf(Act::K)?);
+        let label = Op::layer(il, "rope").to_string();
+        let io = RopeIo {
+            q,
+            n_heads: c.n_head as u32,
+            k,
+            n_heads_k: c.n_head_kv as u32,
+            v: self.buf(Act::V)?,
+            v_dim: c.v_dim() as u32,
+            k_cache: &self.bufs.k_cache[il],
+            v_cache: &self.bufs.v_cache[il],
+            table,
+        };
+        let d = self.b.rope_store(&label, io, hd, nr, c.rope_style, c.kv_type)?;
+        self.pass.push(d);
+        Ok(())
+    }
+
+    /// Whether a decoding attention of this model can do its RoPE and q/k norms.
+    fn fuses_rope(&self) -> bool {
+        let c = self.c;
+        self.b.fuses_rope(c.head_dim as u32, c.head_dim_v as u32, c.kv_type)
+    }
+
+    /// Held q/k norms and RoPE as dispatches of their own, where no attention took them.
+    fn emit_held_rope(&mut self) -> Result<()> {
+        let qk = match self.held_rope.take() {
+            Some(r) => {
+                self.emit_qk_norms(r.qk)?;
+                return self.rope_dispatch(r.layer, &r.plan);
+            }
+            None => std::mem::take(&mut self.held_qk),
+        };
+        self.emit_qk_norms(qk)
+    }
+
+    fn emit_qk_norms(&mut self, qk: Vec<HeldNorm>) -> Result<()> {
+        for n in qk {
+            let rows = (n.dst.width(self.c) / self.c.head_dim) as u32;
+            let (y, g) = (self.buf(n.dst)?, vector(&n.g));
+            let d = self.b.rms_norm_inplace(&n.label, y, g, rows, self.c.head_dim as u32, self.c.rms_eps)?;
+            self.pass.push(d);
+        }
+        Ok(())
     }
 
     /// The held norm as a dispatch of its own, where no matvec took it.
@@ -195,8 +260,11 @@ impl<'a, 'b> Recorder<'a, 'b> {
     }
 
     fn record_mark(&mut self, name: &'static str, layer: usize, x: Act) -> Result<()> {
-        let (buffer, len) = (self.buf(x)?.clone(), self.width(x));
-        let (segment, after) = (self.program.segments.len(), self.pass.len());
+        self.record_mark_of(name, layer, self.buf(x)?, self.width(x))
+    }
+
+    fn record_mark_of(&mut self, name: &'static str, layer: usize, b: &wgpu::Buffer, len: u32) -> Result<()> {
+        let (segment, after, buffer) = (self.program.segments.len(), self.pass.len(), b.clone());
         self.program.marks.push(Mark { segment, after, name, layer, buffer, len });
         Ok(())
     }
@@ -251,6 +319,14 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn norm(&mut self, op: Op, src: Act, dst: Act, g: &GpuTensor, rows: usize) -> Result<()> {
+        // A decoding q or k norm (per head, in place): the attention after the RoPE does it.
+        if src == dst && matches!(dst, Act::Q | Act::K) && self.fuses_rope() {
+            let qk = std::mem::take(&mut self.held_qk);
+            self.flush()?;
+            self.held_qk = qk;
+            self.held_qk.push(HeldNorm { label: op.to_string(), src, dst, g: g.clone() });
+            return Ok(());
+        }
         self.flush()?;
         // A decoding norm of one row: the next matvec reading dst fuses it, or (in place, a
         // post-norm) the residual add after it.
@@ -258,6 +334,7 @@ impl Ops for Recorder<'_, '_> {
             self.held_norm = Some(HeldNorm { label: op.to_string(), src, dst, g: g.clone() });
             return Ok(());
         }
+
         let (eps, label) = (self.c.rms_eps, op.to_string());
         let cols = self.width(dst) / rows as u32;
         let (x, y) = (self.buf(src)?, self.buf(dst)?);
@@ -292,38 +369,52 @@ impl Ops for Recorder<'_, '_> {
     }
 
     fn rope_store(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
+        let qk = std::mem::take(&mut self.held_qk);
         self.flush()?;
-        let c = self.c;
-        let table = self.bufs.rope.for_layer(plan)?;
-        let (hd, nr) = (c.head_dim as u32, c.n_rot as u32);
-        let (q, k) = (self.buf(Act::Q)?, self.buf(Act::K)?);
-        let label = Op::layer(il, "rope").to_string();
-        let io = RopeIo {
-            q,
-            n_heads: c.n_head as u32,
-            k,
-            n_heads_k: c.n_head_kv as u32,
-            v: self.buf(Act::V)?,
-            v_dim: c.v_dim() as u32,
-            k_cache: &self.bufs.k_cache[il],
-            v_cache: &self.bufs.v_cache[il],
-            table,
-        };
-        let d = self.b.rope_store(&label, io, hd, nr, c.rope_style, c.kv_type)?;
-        self.pass.push(d);
-        Ok(())
+        // Both norms or none: the fused kernel normalises queries and keys together.
+        if self.fuses_rope() && (qk.is_empty() || qk.len() == 2) {
+            self.held_rope = Some(HeldRope { layer: il, plan: plan.clone(), qk });
+            return Ok(());
+        }
+        self.emit_qk_norms(qk)?;
+        self.rope_dispatch(il, plan)
     }
 
     fn attention(&mut self, il: usize, plan: &LayerPlan) -> Result<()> {
-        self.flush()?;
+        let rope = self.held_rope.take_if(|r| r.layer == il);
+        if rope.is_none() {
+            self.flush()?;
+        }
         let (q, att) = (self.buf(Act::Q)?, self.buf(Act::Att)?);
         let (k, v) = (&self.bufs.k_cache[il], &self.bufs.v_cache[il]);
         let label = Op::layer(il, "attention").to_string();
         let p = self.attn_params(plan);
         let (n_head, kv) = (self.c.n_head as u32, self.c.kv_type);
         let io = AttnIo { q, k_cache: k, v_cache: v, partials: &self.acts.partials, out: att, n_head, kv };
-        let ds = self.b.attention(&label, io, p)?;
+        let Some(rope) = rope else {
+            let ds = self.b.attention(&label, io, p)?;
+            self.pass.extend(ds);
+            return Ok(());
+        };
+        let norms = match rope.qk.as_slice() {
+            [qn, kn] if qn.dst == Act::Q && kn.dst == Act::K => Some((vector(&qn.g), vector(&kn.g))),
+            _ => None,
+        };
+        let (c, table) = (self.c, self.bufs.rope.for_layer(&rope.plan)?);
+        let (k, v) = (self.buf(Act::K)?, self.buf(Act::V)?);
+        let rotated = (&self.acts.rotated.0, &self.acts.rotated.1);
+        let (n_rot, style, eps) = (c.n_rot as u32, c.rope_style, c.rms_eps);
+        let r = RopeFuseIo { k, v, table, norms, rotated, n_rot, style, eps };
+        let ds = self.b.attention_rope(&format!("{label}+rope"), io, r, p)?;
         self.pass.extend(ds);
+        // The marks of q, k and v waited for the rotation; q and k are where it put them.
+        for (name, layer, act) in std::mem::take(&mut self.held_marks) {
+            match act {
+                Act::Q => self.record_mark_of(name, layer, rotated.0, self.width(act))?,
+                Act::K => self.record_mark_of(name, layer, rotated.1, self.width(act))?,
+                _ => self.record_mark(name, layer, act)?,
+            }
+        }
         Ok(())
     }
 
@@ -377,7 +468,7 @@ impl Ops for Recorder<'_, '_> {
         if self.b.batch.is_some() {
             return Ok(());
         }
-        if !self.held.is_empty() || self.held_norm.is_some() {
+        if !self.held.is_empty() || self.held_norm.is_some() || self.held_rope.is_some() {
             self.held_marks.push((name, layer, x));
             return Ok(());
         }

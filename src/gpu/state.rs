@@ -17,6 +17,9 @@ pub struct StepActs {
     /// [n_head, ATTN_MAX_SPLITS, head_dim_v + 2] flash-decoding's partial outputs
     /// (decoding; a chunk's is a placeholder, chunks never split).
     pub partials: wgpu::Buffer,
+    /// [n_head, head_dim] and [n_head_kv, head_dim]: decoding's queries and keys as the
+    /// attention with the RoPE fused in rotates them (a chunk's are placeholders).
+    pub rotated: (wgpu::Buffer, wgpu::Buffer),
 }
 
 impl StepActs {
@@ -32,7 +35,10 @@ impl StepActs {
         };
         let acts = Acts::new(|a: Act| make(a.name()));
         let label = if tokens == 1 { "partials".to_string() } else { "chunk partials".to_string() };
-        StepActs { acts, partials: f32_buffer(ctx, &label, size("partials")) }
+        let partials = f32_buffer(ctx, &label, size("partials"));
+        let rotated =
+            (f32_buffer(ctx, "rotated q", size("rotated q")), f32_buffer(ctx, "rotated k", size("rotated k")));
+        StepActs { acts, partials, rotated }
     }
 
     pub fn get(&self, a: Act) -> Option<&wgpu::Buffer> {
