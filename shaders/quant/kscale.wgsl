@@ -57,8 +57,13 @@ fn nib4(m: u32, xi: u32, a: Nib4) -> Nib4 {
 // multiply-adds, not a tree: on the prompt matmul (eight tokens a product) a tree's
 // products all lived at once and lavapipe spilled them to the stack.
 fn nibbles_dot(q: u32, xi: u32, s0: acc_t) -> acc_t {
-    let lo = q & 0x0F0F0F0Fu;
-    let hi = (q >> 4u) & 0x0F0F0F0Fu;
+    return halves_dot(q & 0x0F0F0F0Fu, (q >> 4u) & 0x0F0F0F0Fu, xi, s0);
+}
+
+// s + Σ over the four bytes n of lo (weights at x indices xi + n) and of hi (at xi + 16 + n),
+// unsigned: nibbles_dot's products, and Q5_0's five-bit quants once their fifth bits
+// are in (spread4).
+fn halves_dot(lo: u32, hi: u32, xi: u32, s0: acc_t) -> acc_t {
     var s = acc_fma(f32(lo & 0xFFu), xval(xi), s0);
     s = acc_fma(f32(hi & 0xFFu), xval(xi + 16u), s);
     s = acc_fma(f32((lo >> 8u) & 0xFFu), xval(xi + 1u), s);
@@ -75,4 +80,20 @@ fn bytes_dot(w: u32, xi: u32, s0: acc_t) -> acc_t {
     s = acc_fma(f32(sext8(w >> 8u)), xval(xi + 1u), s);
     s = acc_fma(f32(sext8(w >> 16u)), xval(xi + 2u), s);
     return acc_fma(f32(bitcast<i32>(w) >> 24u), xval(xi + 3u), s);
+}
+
+// Bits 0..3 of h moved to bit 4 of bytes 0..3: the multiplier's shifts 0, 7, 14 and 21
+// put bit n at 8n and the other copies on bits that no two share (no carries).
+fn spread4(h: u32) -> u32 {
+    return (((h & 15u) * 0x00204081u) & 0x01010101u) << 4u;
+}
+
+// Q5_0 and Q5_1: over word q of the quants (bytes 4i..4i+3) with h0 = qh >> 4i, byte n's
+// low nibble and bit n of h0 make the quant at x index xi + n, its high nibble and bit n
+// of h0 >> 16 the one at xi + n + 16. Four quants' fifth bits go in with one multiply
+// (spread4), then the products are nibbles_dot's. s + Σ q · x over those eight weights.
+fn q5_dot(q: u32, h0: u32, xi: u32, s0: acc_t) -> acc_t {
+    let lo = (q & 0x0F0F0F0Fu) | spread4(h0);
+    let hi = ((q >> 4u) & 0x0F0F0F0Fu) | spread4(h0 >> 16u);
+    return halves_dot(lo, hi, xi, s0);
 }
