@@ -284,7 +284,8 @@ fn head_set(g: u32, e: u32, v: f32) {
     }
 }
 
-fn qk_norm(lid: u32) {
+// 1/rms of each query head and of the key (rn), from the raw values in workgroup memory.
+fn head_rms(lid: u32) {
     let hd = P.head_dim;
     if (lid <= HEADS) {
         var ss = 0.0;
@@ -294,24 +295,38 @@ fn qk_norm(lid: u32) {
         }
         rn[lid] = 1.0 / sqrt(ss / f32(hd) + RP.eps);
     }
-    workgroupBarrier();
-    for (var t = lid; t < (HEADS + 1u) * hd; t += WG) {
-        let g = t / hd;
-        let e = t % hd;
-        var w = KN[e];
-        if (g < HEADS) {
-            w = QN[e];
-        }
-        head_set(g, e, head_get(g, e) * rn[g] * w);
-    }
-    workgroupBarrier();
 }
 
-fn rotate_heads(pos: u32, lid: u32) {
+// Element e of head g as RoPE takes it: from workgroup memory, normalised, where the
+// model has q/k norms (head_rms ran); straight from Q or Kn where it has none.
+fn head_in(j: Job, g: u32, e: u32) -> f32 {
+    let hd = P.head_dim;
+    if (RP.qk_norm == 1u) {
+        if (g < HEADS) {
+            return qs[g * hd + e] * rn[g] * QN[e];
+        }
+        return kn[e] * rn[HEADS] * KN[e];
+    }
+    if (g < HEADS) {
+        return Q[(j.k * j.n_head + j.h0 + g) * hd + e];
+    }
+    return Kn[j.k * P.k_stride + j.kvh * hd + e];
+}
+
+// Every element of the workgroup's heads into workgroup memory, rotated: a thread per
+// pair of rotated dims or per dim past n_rot. Each item reads and writes only its own
+// elements, so no barrier is needed between reading and writing.
+fn rotate_heads(j: Job, pos: u32, lid: u32) {
     let half = RP.n_rot / 2u;
-    for (var t = lid; t < (HEADS + 1u) * half; t += WG) {
-        let g = t / half;
-        let i = t % half;
+    let items = half + P.head_dim - RP.n_rot;
+    for (var t = lid; t < (HEADS + 1u) * items; t += WG) {
+        let g = t / items;
+        let i = t % items;
+        if (i >= half) {
+            let e = RP.n_rot + i - half;
+            head_set(g, e, head_in(j, g, e));
+            continue;
+        }
         var a = 2u * i;
         var b = a + 1u;
         if (RP.neox == 1u) {
@@ -319,11 +334,10 @@ fn rotate_heads(pos: u32, lid: u32) {
             b = i + half;
         }
         let cs = Rt[pos * half + i];
-        let x = vec2<f32>(head_get(g, a), head_get(g, b));
+        let x = vec2<f32>(head_in(j, g, a), head_in(j, g, b));
         head_set(g, a, x.x * cs.x - x.y * cs.y);
         head_set(g, b, x.x * cs.y + x.y * cs.x);
     }
-    workgroupBarrier();
 }
 
 // The new key and value into the cache row of the token's position, in the cache's type.
@@ -354,26 +368,29 @@ fn f16_round(x: f32) -> f32 {
 }
 
 // The queries and the new key and value in workgroup memory, normalised and rotated; the
-// cache appended and the rotated values written back by the workgroups that own them.
+// cache appended and the rotated values written out by the workgroups that own them. Few
+// barriers: on lavapipe each one switches through all of the workgroup's SIMD threads.
 fn prologue(j: Job, pos: u32, lid: u32) {
     let hd = P.head_dim;
     let hdv = P.head_dim_v;
     let q0 = (j.k * j.n_head + j.h0) * hd;
-    for (var e = lid; e < HEADS * hd; e += WG) {
-        qs[e] = Q[q0 + e];
-    }
-    for (var e = lid; e < hd; e += WG) {
-        kn[e] = Kn[j.k * P.k_stride + j.kvh * hd + e];
-    }
     for (var e = lid; e < hdv; e += WG) {
         vn[e] = Vn[j.k * P.v_stride + j.kvh * hdv + e];
     }
     init_softmax(lid);
-    workgroupBarrier();
     if (RP.qk_norm == 1u) {
-        qk_norm(lid);
+        for (var e = lid; e < HEADS * hd; e += WG) {
+            qs[e] = Q[q0 + e];
+        }
+        for (var e = lid; e < hd; e += WG) {
+            kn[e] = Kn[j.k * P.k_stride + j.kvh * hd + e];
+        }
+        workgroupBarrier();
+        head_rms(lid);
+        workgroupBarrier();
     }
-    rotate_heads(pos, lid);
+    rotate_heads(j, pos, lid);
+    workgroupBarrier();
     if (pos >= j.p0 && pos < j.p1) {
         for (var e = lid; e < HEADS * hd; e += WG) {
             Qr[q0 + e] = qs[e];
@@ -386,14 +403,14 @@ fn prologue(j: Job, pos: u32, lid: u32) {
         }
     }
     // Attention reads the new key and value as the cache keeps them.
-    workgroupBarrier();
     if (KV_F16) {
+        workgroupBarrier();
         for (var e = lid; e < max(hd, hdv); e += WG) {
             kn[e] = f16_round(kn[e]);
             vn[e] = f16_round(vn[e]);
         }
+        workgroupBarrier();
     }
-    workgroupBarrier();
 }
 
 // The new position (from workgroup memory) into the running softmax and partial output.
