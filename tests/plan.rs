@@ -28,7 +28,7 @@ const COUNTER_TOL: u64 = 1024;
 const MAX_UNIFORM: u64 = 64;
 
 /// The activation buffers' names (`Act::name`, and the attention partials).
-const ACTS: [&str; 10] = ["x", "xn", "q", "k", "v", "att", "o", "gate", "up", "partials"];
+const ACTS: [&str; 12] = ["x", "xn", "q", "k", "v", "att", "o", "gate", "up", "partials", "rotated q", "rotated k"];
 
 /// The plan item that accounts for a buffer, by the executor's label (None: a uniform).
 fn item_for<'p>(a: &Allocation, g: &GgufFile, plan: &'p MemoryPlan) -> Option<&'p str> {

@@ -405,7 +405,9 @@ impl Ops for Recorder<'_, '_> {
         let rotated = (&self.acts.rotated.0, &self.acts.rotated.1);
         let (n_rot, style, eps) = (c.n_rot as u32, c.rope_style, c.rms_eps);
         let r = RopeFuseIo { k, v, table, norms, rotated, n_rot, style, eps };
-        let ds = self.b.attention_rope(&format!("{label}+rope"), io, r, p)?;
+        // The label stays the layer's "attention" (profiles, traces, `--perturb`); the
+        // kernel's name says the RoPE is in it.
+        let ds = self.b.attention_rope(&label, io, r, p)?;
         self.pass.extend(ds);
         // The marks of q, k and v waited for the rotation; q and k are where it put them.
         for (name, layer, act) in std::mem::take(&mut self.held_marks) {

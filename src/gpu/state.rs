@@ -34,10 +34,12 @@ impl StepActs {
             _ => f32_buffer(ctx, &format!("chunk {name}"), size(name)),
         };
         let acts = Acts::new(|a: Act| make(a.name()));
-        let label = if tokens == 1 { "partials".to_string() } else { "chunk partials".to_string() };
-        let partials = f32_buffer(ctx, &label, size("partials"));
-        let rotated =
-            (f32_buffer(ctx, "rotated q", size("rotated q")), f32_buffer(ctx, "rotated k", size("rotated k")));
+        // Labelled as `make` does, so that the memory plan's test tells them apart.
+        let other = |name: &str| {
+            let label = if tokens == 1 { name.to_string() } else { format!("chunk {name}") };
+            f32_buffer(ctx, &label, size(name))
+        };
+        let (partials, rotated) = (other("partials"), (other("rotated q"), other("rotated k")));
         StepActs { acts, partials, rotated }
     }
 
