@@ -389,6 +389,22 @@ struct AttnCase {
     n_ctx: usize,
 }
 
+/// The kernel's parameters for a case (the builder sets the splits).
+fn attn_params(c: &AttnCase, window: usize, softcap: Option<f32>) -> AttnParams {
+    AttnParams {
+        group: (c.n_head / c.n_head_kv) as u32,
+        head_dim: c.hd as u32,
+        head_dim_v: c.hdv as u32,
+        k_stride: (c.n_head_kv * c.hd) as u32,
+        v_stride: (c.n_head_kv * c.hdv) as u32,
+        splits: 0,
+        window: window as u32,
+        scale: 1.0 / (c.hd as f32).sqrt(),
+        softcap: softcap.unwrap_or(0.0),
+        _pad: [0; 3],
+    }
+}
+
 /// The CPU twin over `tokens` consecutive queries whose first sees `n_pos` positions.
 #[allow(clippy::too_many_arguments)]
 fn attention_want(
@@ -465,18 +481,7 @@ fn attention_every_split_and_grouping() {
                 for (window, softcap) in [(0usize, None), (10, None), (0, Some(1.5f32))] {
                     let want = attention_want(c, &q, &k, &v, n_pos, tokens, window, softcap);
                     let ob = f32_buffer(&r.ctx, "out", tokens * c.n_head * c.hdv);
-                    let p = AttnParams {
-                        group: (c.n_head / c.n_head_kv) as u32,
-                        head_dim: c.hd as u32,
-                        head_dim_v: c.hdv as u32,
-                        k_stride: ks as u32,
-                        v_stride: vs as u32,
-                        splits: 0,
-                        window: window as u32,
-                        scale: 1.0 / (c.hd as f32).sqrt(),
-                        softcap: softcap.unwrap_or(0.0),
-                        _pad: [0; 3],
-                    };
+                    let p = attn_params(c, window, softcap);
                     let io = AttnIo {
                         q: &qb,
                         k_cache: &kb,
@@ -590,18 +595,7 @@ fn attention_with_rope_norms_and_append_fused() {
                 let (rq, rk) = (f32_buffer(&r.ctx, "rotated q", q.len()), f32_buffer(&r.ctx, "rotated k", ks));
                 let partials = f32_buffer(&r.ctx, "partials", c.n_head * 32 * (c.hdv + 2));
                 let ob = f32_buffer(&r.ctx, "out", c.n_head * c.hdv);
-                let p = AttnParams {
-                    group: (c.n_head / c.n_head_kv) as u32,
-                    head_dim: c.hd as u32,
-                    head_dim_v: c.hdv as u32,
-                    k_stride: ks as u32,
-                    v_stride: vs as u32,
-                    splits: 0,
-                    window: window as u32,
-                    scale: 1.0 / (c.hd as f32).sqrt(),
-                    softcap: 0.0,
-                    _pad: [0; 3],
-                };
+                let p = attn_params(&c, window, None);
                 let n_head = c.n_head as u32;
                 let io = AttnIo { q: qb, k_cache: kc, v_cache: vc, partials: &partials, out: &ob, n_head, kv };
                 let norms = norms.then_some((&qnb, &knb));
