@@ -298,6 +298,17 @@ fn rope_both_styles_partial_rotation() {
     }
 }
 
+/// Frequency factors (1, 1.25, 1.5, …) and the (cos, sin) table of every position as the
+/// executor builds it (base 10000, scale 0.5): the RoPE tests' rotation.
+fn rope_freq_and_table(n_rot: usize, n_ctx: usize) -> (Vec<f32>, Vec<f32>) {
+    let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
+    let table = (0..n_ctx)
+        .flat_map(|p| ops::rope_cos_sin(n_rot, p, 10000.0, 0.5, Some(&freq), 1.0))
+        .flat_map(|(c, s)| [c, s])
+        .collect();
+    (freq, table)
+}
+
 /// A cache as the kernels keep it: f32 words, or two halves per word (low half first).
 fn cache_words(values: &[f32], kv: KvType) -> Vec<f32> {
     match kv {
@@ -334,11 +345,7 @@ fn rope_rotates_q_and_k_and_appends_k_and_v_to_the_cache() {
     let Some(mut r) = rig() else { return };
     let (n_heads, n_heads_k, head_dim, n_rot, n_ctx, pos, v_dim) =
         (3usize, 2usize, 66usize, 50usize, 41usize, 37usize, 60usize);
-    let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
-    let table: Vec<f32> = (0..n_ctx)
-        .flat_map(|p| ops::rope_cos_sin(n_rot, p, 10000.0, 0.5, Some(&freq), 1.0))
-        .flat_map(|(c, s)| [c, s])
-        .collect();
+    let (freq, table) = rope_freq_and_table(n_rot, n_ctx);
     let tb = f32_buffer_init(&r.ctx, "table", &table);
     let k_dim = n_heads_k * head_dim;
     for style in [RopeStyle::Norm, RopeStyle::Neox] {
@@ -562,11 +569,7 @@ fn attention_with_rope_norms_and_append_fused() {
     let Some(mut r) = rig() else { return };
     let c = AttnCase { n_head: 6, n_head_kv: 2, hd: 72, hdv: 130, n_ctx: 90 };
     let (ks, vs, n_rot, pos) = (c.n_head_kv * c.hd, c.n_head_kv * c.hdv, 50usize, 83usize);
-    let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.25).collect();
-    let table: Vec<f32> = (0..c.n_ctx)
-        .flat_map(|p| ops::rope_cos_sin(n_rot, p, 10000.0, 0.5, Some(&freq), 1.0))
-        .flat_map(|(c, s)| [c, s])
-        .collect();
+    let (freq, table) = rope_freq_and_table(n_rot, c.n_ctx);
     let tb = f32_buffer_init(&r.ctx, "table", &table);
     let (q, k_new, v_new) = (rand_f32(c.n_head * c.hd, 41), rand_f32(ks, 42), rand_f32(vs, 43));
     let (qn, kn): (Vec<f32>, Vec<f32>) =
