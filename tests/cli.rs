@@ -286,6 +286,49 @@ fn bench_reports_llama_bench_columns_in_md_and_json() {
     assert!(lines[2].contains("| pp9 |") && lines[3].contains("| tg3 |"), "{out}");
 }
 
+/// `--against`: both devices' rows for every test, their repetitions taken in turns, and
+/// the first device's rows carrying the median of the paired repetitions' rate ratios.
+#[test]
+fn bench_against_a_second_device_pairs_its_repetitions() {
+    if gpu().is_none() {
+        return;
+    }
+    let path = model_path(&SMOLLM2);
+    let args = ["bench", "-m", path.to_str().unwrap(), "-p", "7", "-n", "3", "-r", "3", "--device", "gpu"];
+    let v = json_out(&[&args[..], &["--against", "cpu", "-o", "json"]].concat());
+    let rows = v.as_array().expect("an array of rows");
+    let tests: Vec<&str> = rows.iter().map(|r| r["test"].as_str().unwrap()).collect();
+    assert_eq!(tests, ["pp7", "pp7", "tg3", "tg3"]);
+    let rates =
+        |r: &Value| -> Vec<f64> { r["rates"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    for pair in rows.chunks(2) {
+        let (gpu, cpu) = (&pair[0], &pair[1]);
+        assert!(gpu["backend"].as_str().unwrap().starts_with("gpu: "), "{gpu}");
+        assert!(cpu["backend"].as_str().unwrap().starts_with("cpu"), "{cpu}");
+        assert!(cpu["against"].is_null(), "only the first device's rows carry the ratio: {cpu}");
+        let (a, b) = (rates(gpu), rates(cpu));
+        assert_eq!((a.len(), b.len()), (3, 3), "{gpu} {cpu}");
+        // Three paired ratios: their median is the middle one, whatever the machine's speed.
+        let mut r: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+        r.sort_by(f64::total_cmp);
+        let q = &gpu["against"];
+        assert_eq!(q["backend"], cpu["backend"], "{q}");
+        for (key, want) in [("ratio_min", r[0]), ("ratio_median", r[1]), ("ratio_max", r[2])] {
+            assert!((q[key].as_f64().unwrap() - want).abs() <= 1e-12 * want, "{key}: {q} against {r:?}");
+        }
+        let mean = a.iter().sum::<f64>() / 3.0;
+        assert!((gpu["tokens_per_s"].as_f64().unwrap() - mean).abs() <= 1e-9 * mean, "the mean of its rates: {gpu}");
+    }
+
+    let o = lanterna(&[&args[..], &["--against", "cpu"]].concat());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2 + 4 + 1 + 2 + 2, "rows of both devices, then a table of the ratios:\n{out}");
+    assert!(lines[7].starts_with("| test | backend | against | rate ratio"), "{out}");
+    assert!(lines[9].starts_with("| pp7 | gpu: ") && lines[10].starts_with("| tg3 | gpu: "), "{out}");
+}
+
 /// An untied model (its own `output.weight`): the embedding table costs one row per token.
 #[test]
 fn bench_bytes_per_token_follow_the_tensor_table_when_untied() {
