@@ -71,7 +71,8 @@ fn main(ids: Ids) {
 fn unit_dot(row: u32, b: u32, n: u32, per: u32) -> acc_t {
     let base = min(row, P.rows - 1u) * P.row_bytes + b;
     var s = acc_zero();
-    if (n == per) {
+    // A unit of one block is always whole (as in matvec_rows.wgsl): no second decoder copy.
+    if (per == 1u || n == per) {
         for (var k = 0u; k < per; k++) {
             s += block_dot(base + k * BLOCK_BYTES, k * BLOCK_WEIGHTS);
         }

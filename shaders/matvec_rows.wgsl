@@ -14,13 +14,16 @@ fn rows_dot(first: u32, slots: u32, t: u32, rows: u32, cols: u32, row_bytes: u32
         let xo = load_x(u * unit, unit);
         // A unit of whole blocks runs a loop of constant length (unrolled, constant x
         // indices); only the last unit of a float row whose length is no multiple of 32 does not.
+        // A unit of one block is always whole: `per == 1u` folds away the second copy of
+        // the decoder, which lavapipe's JIT would otherwise compile too (for K-quants the
+        // largest part of a cold first run, see README).
         let n = min(per, nb - u * per);
         for (var r = 0u; r < R; r++) {
             let row = first + r * slots;
             if (row < rows) {
                 let b = row * row_bytes + u * per * BLOCK_BYTES;
                 var s = 0.0;
-                if (n == per) {
+                if (per == 1u || n == per) {
                     for (var k = 0u; k < per; k++) {
                         s += block_dot(b + k * BLOCK_BYTES, xo + k * BLOCK_WEIGHTS);
                     }
